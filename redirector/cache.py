@@ -1,0 +1,176 @@
+"""The serving cache's wire format: what the API writes to Redis and the edge reads.
+
+A link record is ``b"L1"`` followed by a compact JSON object. The rules inside it
+were validated and normalised by :func:`redirector.rules.parse_rules` at write time;
+decoding compiles them into frozen objects once, so the hot path never parses.
+
+Stdlib only: the API and the workers import this module without the edge's app.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from redirector.rules import Rule, compile_rules
+
+KEY_PREFIX = "le:"
+LINK_RECORD_VERSION = b"L1"
+PAGE_RECORD_VERSION = b"P1"
+REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
+
+
+class RecordError(ValueError):
+    """A cache record could not be encoded or decoded."""
+
+
+def link_key(prefix: str, code: str) -> str:
+    """Cache key of a short link. Codes are case-sensitive, so the key is too."""
+    return f"{prefix}l:{code}"
+
+
+def page_key(prefix: str, handle: str) -> str:
+    """Cache key of a bio page. Handles are case-insensitive."""
+    return f"{prefix}p:{handle.lower()}"
+
+
+def clicks_key(prefix: str, link_id: str) -> str:
+    """Counter the edge increments for links with ``max_clicks``."""
+    return f"{prefix}mc:{link_id}"
+
+
+def invalidation_channel(prefix: str) -> str:
+    """Pub/sub channel on which every write announces the cache keys it changed."""
+    return f"{prefix}invalidate"
+
+
+def ready_key(prefix: str) -> str:
+    """Sentinel written after a full cache build; its absence means Redis lost the cache."""
+    return f"{prefix}cache:ready"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """Everything the edge needs to answer ``/{code}``, and nothing else."""
+
+    id: str
+    team_id: str
+    code: str
+    url: str
+    status: int = 302
+    enabled: bool = True
+    expires_at: float | None = None  # epoch seconds
+    forward_query: bool = False
+    max_clicks: int | None = None
+    password_hash: str | None = None
+    rules: tuple[Rule, ...] = field(default=())
+    raw_rules: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
+
+
+def encode_record(record: LinkRecord) -> bytes:
+    """Encode a link record. ``raw_rules`` must already be normalised by ``parse_rules``."""
+    if record.status not in REDIRECT_STATUSES:
+        raise RecordError(f"redirect status {record.status} is not one of {sorted(REDIRECT_STATUSES)}")
+    body: dict[str, Any] = {"i": record.id, "t": record.team_id, "c": record.code, "u": record.url}
+    if record.status != 302:
+        body["s"] = record.status
+    if not record.enabled:
+        body["e"] = 0
+    if record.expires_at is not None:
+        body["x"] = record.expires_at
+    if record.forward_query:
+        body["q"] = 1
+    if record.max_clicks is not None:
+        body["m"] = record.max_clicks
+    if record.password_hash is not None:
+        body["p"] = record.password_hash
+    if record.raw_rules:
+        body["r"] = list(record.raw_rules)
+    try:
+        return LINK_RECORD_VERSION + json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    except (TypeError, ValueError) as e:
+        raise RecordError(f"cannot encode link record {record.code!r}: {e}") from e
+
+
+def decode_record(data: bytes) -> LinkRecord:
+    """Decode and compile a link record; raises :class:`RecordError` on anything malformed."""
+    if not data.startswith(LINK_RECORD_VERSION):
+        raise RecordError(f"unknown link record version {data[:2]!r}")
+    try:
+        body = json.loads(data[2:])
+        raw_rules = tuple(body.get("r", ()))
+        return LinkRecord(
+            id=body["i"],
+            team_id=body["t"],
+            code=body["c"],
+            url=body["u"],
+            status=int(body.get("s", 302)),
+            enabled=bool(body.get("e", 1)),
+            expires_at=body.get("x"),
+            forward_query=bool(body.get("q", 0)),
+            max_clicks=body.get("m"),
+            password_hash=body.get("p"),
+            rules=compile_rules(raw_rules),
+            raw_rules=raw_rules,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise RecordError(f"malformed link record: {e}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """A published bio page: pre-rendered HTML plus what the edge needs to count and route clicks.
+
+    ``blocks`` maps a block id to its target: either a short code (the click goes through that
+    link's record, rules and history) or an absolute URL.
+    """
+
+    id: str
+    team_id: str
+    handle: str
+    etag: str
+    html: bytes
+    blocks: dict[str, str] = field(default_factory=dict)
+    block_links: dict[str, str] = field(default_factory=dict)  # block id -> short code
+    forms: tuple[str, ...] = ()  # ids of form blocks that accept submissions
+
+
+def encode_page(record: PageRecord) -> bytes:
+    head = {
+        "i": record.id,
+        "t": record.team_id,
+        "h": record.handle,
+        "e": record.etag,
+        "b": record.blocks,
+        "l": record.block_links,
+        "f": list(record.forms),
+    }
+    try:
+        meta = json.dumps(head, separators=(",", ":"), sort_keys=True).encode()
+    except (TypeError, ValueError) as e:
+        raise RecordError(f"cannot encode page record {record.handle!r}: {e}") from e
+    # The HTML follows the metadata after a newline, so it is never JSON-escaped or re-parsed.
+    return PAGE_RECORD_VERSION + meta + b"\n" + record.html
+
+
+def decode_page(data: bytes) -> PageRecord:
+    if not data.startswith(PAGE_RECORD_VERSION):
+        raise RecordError(f"unknown page record version {data[:2]!r}")
+    meta, sep, html = data[2:].partition(b"\n")
+    if not sep:
+        raise RecordError("page record has no body")
+    try:
+        head = json.loads(meta)
+        return PageRecord(
+            id=head["i"],
+            team_id=head["t"],
+            handle=head["h"],
+            etag=head["e"],
+            html=html,
+            blocks=dict(head.get("b", {})),
+            block_links=dict(head.get("l", {})),
+            forms=tuple(head.get("f", ())),
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise RecordError(f"malformed page record: {e}") from e
