@@ -1,0 +1,152 @@
+"""Bearer keys, abilities, team scoping and per-key rate limits.
+
+A key is ``lk_<prefix>.<secret>``: the prefix finds the row, only SHA-256 of the secret is
+stored, compared in constant time. Keys are random 190-bit secrets, so a fast hash is enough
+(no password stretching needed). Rate limits are fixed one-minute windows per key in Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+from fastapi import Request
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from api.envelope import RateLimit
+from api.errors import Forbidden, RateLimited, Unauthorized
+from api.plans import Plan, get_plan
+from api.settings import Settings
+
+ABILITIES = (
+    "links:read",
+    "links:write",
+    "links:analytics:read",
+    "bio:read",
+    "bio:write",
+    "bio:analytics:read",
+)
+KEY_SCHEME = "lk_"
+_ALPHABET = string.ascii_lowercase + string.digits
+_SECRET_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key, its team and what it may do."""
+
+    key_id: UUID
+    team_id: UUID
+    team_name: str
+    plan: Plan
+    abilities: frozenset[str]
+
+
+def generate_key() -> tuple[str, str, bytes]:
+    """A new key: (full key shown once, prefix, stored hash of the secret)."""
+    prefix = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(32))
+    return f"{KEY_SCHEME}{prefix}.{secret}", prefix, hash_secret(secret)
+
+
+def hash_secret(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def parse_key(header: str | None) -> tuple[str, str]:
+    """(prefix, secret) from an Authorization header, or :class:`Unauthorized`."""
+    if not header:
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer lk_<prefix>.<secret>'.")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("The Authorization header must be 'Bearer <api key>'.")
+    body = token.removeprefix(KEY_SCHEME)
+    prefix, dot, secret = body.partition(".")
+    if not dot or not prefix or not secret or token == body:
+        raise Unauthorized("Malformed API key: expected 'lk_<prefix>.<secret>'.")
+    return prefix, secret
+
+
+async def authenticate(pg: asyncpg.Pool, header: str | None) -> Principal:
+    prefix, secret = parse_key(header)
+    row = await pg.fetchrow(
+        "SELECT k.id, k.team_id, k.secret_hash, k.abilities, k.revoked_at, t.name, t.plan "
+        "FROM api_keys k JOIN teams t ON t.id = k.team_id WHERE k.prefix = $1",
+        prefix,
+    )
+    if row is None or not hmac.compare_digest(bytes(row["secret_hash"]), hash_secret(secret)):
+        raise Unauthorized("Invalid API key.")
+    if row["revoked_at"] is not None:
+        raise Unauthorized("This API key has been revoked.")
+    return Principal(
+        key_id=row["id"],
+        team_id=row["team_id"],
+        team_name=row["name"],
+        plan=get_plan(row["plan"]),
+        abilities=frozenset(row["abilities"]),
+    )
+
+
+async def check_rate(redis: Redis, settings: Settings, principal: Principal) -> RateLimit:
+    """Count this request in the key's current minute; raise 429 past the plan's limit.
+
+    When Redis is unreachable the request is let through (fail open) rather than failing the API.
+    """
+    limit = principal.plan.rate_per_minute
+    now = time.time()
+    window = int(now // 60)
+    reset = (window + 1) * 60
+    key = f"{settings.key_prefix}rl:{principal.key_id}:{window}"
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count, _ = await pipe.execute()
+    except RedisError:
+        return RateLimit(limit, limit, reset)
+    rate = RateLimit(limit, max(0, limit - int(count)), reset)
+    if count > limit:
+        retry = max(1, reset - int(now))
+        raise RateLimited(
+            f"Rate limit of {limit} requests per minute exceeded; retry in {retry} s.",
+            headers={"Retry-After": str(retry), **rate.headers()},
+        )
+    return rate
+
+
+def require(ability: str) -> Callable[[Request], Awaitable[Principal]]:
+    """FastAPI dependency: authenticate, check ``ability``, count the request against the rate limit."""
+    if ability not in ABILITIES:
+        raise ValueError(f"unknown ability {ability!r}")
+
+    async def dependency(request: Request) -> Principal:
+        principal = await authenticate(request.state.pg, request.headers.get("authorization"))
+        request.scope.setdefault("state", {})["rate_limit"] = await check_rate(
+            request.state.redis, request.state.settings, principal
+        )
+        if ability not in principal.abilities:
+            raise Forbidden(f"This API key lacks the '{ability}' ability.")
+        return principal
+
+    return dependency
+
+
+def parse_abilities(value: str | list[str]) -> list[str]:
+    """Abilities from a comma-separated string or list; ``all`` means every ability."""
+    items = value.split(",") if isinstance(value, str) else value
+    wanted = [a.strip() for a in items if a.strip()]
+    if wanted == ["all"]:
+        return list(ABILITIES)
+    unknown = [a for a in wanted if a not in ABILITIES]
+    if unknown or not wanted:
+        raise ValueError(f"unknown abilities {', '.join(unknown) or '(none given)'}; expected {', '.join(ABILITIES)}")
+    return list(dict.fromkeys(wanted))

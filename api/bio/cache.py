@@ -1,0 +1,54 @@
+"""Bio page cache records: the rendered page plus its click and form routing (``PageRecord``).
+
+Called by :mod:`api.cache_sync` after every commit that changes what a page serves, and by the
+full rebuild. Only published pages that are not deleted have a record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from api.bio import queries
+from api.bio.queries import Row
+from api.bio.render import render_page
+from api.db import Conn
+from api.settings import Settings
+from redirector.cache import PageRecord, encode_page
+
+BATCH = 200
+
+
+def build_record(settings: Settings, page: Row, blocks: Sequence[Row]) -> PageRecord:
+    rendered = render_page(settings, page, blocks)
+    return PageRecord(
+        id=str(page["id"]),
+        team_id=str(page["team_id"]),
+        handle=page["handle"],
+        etag=rendered.etag,
+        html=rendered.html,
+        blocks=rendered.blocks,
+        block_links=rendered.block_links,
+        forms=tuple(rendered.forms),
+    )
+
+
+async def page_record_by_handle(conn: Conn, settings: Settings, handle: str) -> bytes | None:
+    """The encoded PageRecord for a published page with this handle, else None."""
+    page = await queries.published_page(conn, handle)
+    if page is None:
+        return None
+    blocks = (await queries.blocks_of(conn, [page["id"]]))[page["id"]]
+    return encode_page(build_record(settings, page, blocks))
+
+
+async def iter_page_records(conn: Conn, settings: Settings) -> AsyncIterator[tuple[str, bytes]]:
+    """(lower-cased handle, encoded PageRecord) for every published page, in batches."""
+    after = None
+    while True:
+        pages = await queries.published_pages_after(conn, after, BATCH)
+        if not pages:
+            return
+        blocks = await queries.blocks_of(conn, [p["id"] for p in pages])
+        for page in pages:
+            yield page["handle"].lower(), encode_page(build_record(settings, page, blocks[page["id"]]))
+        after = pages[-1]["id"]

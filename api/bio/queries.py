@@ -1,0 +1,228 @@
+"""SQL of bio pages and blocks. Functions take a connection first; services own the transactions.
+
+Deleted pages (``deleted_at`` set, waiting for the delete job) are invisible to every query here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from api.db import Conn
+
+Row = asyncpg.Record | Mapping[str, Any]
+
+PAGE_COLUMNS = (
+    "p.id, p.team_id, p.handle, p.display_name, p.headline, p.bio, p.avatar_url, p.theme, p.seo, p.page_data, "
+    "p.is_published, p.published_at, p.created_at, p.updated_at"
+)
+BLOCK_COLUMNS = (
+    "b.id, b.page_id, b.type, b.label, b.url, b.link_id, b.icon, b.sort_order, b.is_active, b.config, "
+    "b.created_at, b.updated_at, l.code AS link_code, l.title AS link_title, l.destination AS link_destination"
+)
+PAGE_FIELDS = ("handle", "display_name", "headline", "bio", "avatar_url", "theme", "seo", "page_data")
+BLOCK_FIELDS = ("type", "label", "url", "link_id", "icon", "sort_order", "is_active", "config")
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def lock_team_pages(conn: Conn, team_id: uuid.UUID) -> None:
+    """Serialise page creation per team, so two concurrent creates cannot both pass the plan limit."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('bio-pages:' || $1::uuid::text))", team_id)
+
+
+async def count_pages(conn: Conn, team_id: uuid.UUID) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM bio_pages WHERE team_id = $1 AND deleted_at IS NULL", team_id
+    )
+    return count
+
+
+async def get_page(
+    conn: Conn, team_id: uuid.UUID, page_id: uuid.UUID, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT {PAGE_COLUMNS} FROM bio_pages p WHERE p.id = $1 AND p.team_id = $2 AND p.deleted_at IS NULL{lock}",
+        page_id,
+        team_id,
+    )
+
+
+async def published_page(conn: Conn, handle: str) -> asyncpg.Record | None:
+    """The live, published page answering to ``handle`` (case-insensitively)."""
+    return await conn.fetchrow(
+        f"SELECT {PAGE_COLUMNS} FROM bio_pages p "
+        "WHERE lower(p.handle) = lower($1) AND p.deleted_at IS NULL AND p.is_published",
+        handle,
+    )
+
+
+async def published_pages_after(conn: Conn, after: uuid.UUID | None, limit: int) -> list[asyncpg.Record]:
+    """A keyset batch of every published page, ordered by id."""
+    return await conn.fetch(
+        f"SELECT {PAGE_COLUMNS} FROM bio_pages p WHERE p.deleted_at IS NULL AND p.is_published "
+        "AND ($1::uuid IS NULL OR p.id > $1) ORDER BY p.id LIMIT $2",
+        after,
+        limit,
+    )
+
+
+async def blocks_of(conn: Conn, page_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    """Blocks of each page by ``sort_order`` (ties in creation order), with their short link's code."""
+    out: dict[uuid.UUID, list[asyncpg.Record]] = {pid: [] for pid in page_ids}
+    if not page_ids:
+        return out
+    rows = await conn.fetch(
+        f"SELECT {BLOCK_COLUMNS} FROM bio_blocks b LEFT JOIN links l ON l.id = b.link_id "
+        "WHERE b.page_id = ANY($1::uuid[]) ORDER BY b.page_id, b.sort_order, b.created_at, b.id",
+        list(page_ids),
+    )
+    for row in rows:
+        out[row["page_id"]].append(row)
+    return out
+
+
+async def list_pages(
+    conn: Conn,
+    team_id: uuid.UUID,
+    *,
+    search: str | None,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[asyncpg.Record]:
+    """Newest first, with ``blocks_count``; ``search`` matches handle, display name or headline."""
+    args: list[Any] = [team_id, limit]
+    where = "p.team_id = $1 AND p.deleted_at IS NULL"
+    if search:
+        args.append(_like(search))
+        n = len(args)
+        where += f" AND (p.handle ILIKE ${n} OR p.display_name ILIKE ${n} OR p.headline ILIKE ${n})"
+    if after is not None:
+        args.extend(after)
+        where += f" AND (p.created_at, p.id) < (${len(args) - 1}, ${len(args)})"
+    return await conn.fetch(
+        f"SELECT {PAGE_COLUMNS}, (SELECT count(*) FROM bio_blocks b WHERE b.page_id = p.id) AS blocks_count "
+        f"FROM bio_pages p WHERE {where} ORDER BY p.created_at DESC, p.id DESC LIMIT $2",
+        *args,
+    )
+
+
+async def search_pages(conn: Conn, team_id: uuid.UUID, q: str, limit: int = 50) -> list[asyncpg.Record]:
+    """Lightweight matches: exact handle first, then handle prefixes, then newest."""
+    return await conn.fetch(
+        "SELECT id, handle, display_name, headline FROM bio_pages "
+        "WHERE team_id = $1 AND deleted_at IS NULL "
+        "AND ($2 = '' OR handle ILIKE $3 OR display_name ILIKE $3 OR headline ILIKE $3) "
+        "ORDER BY lower(handle) = lower($2) DESC, handle ILIKE ($4 || '%') DESC, created_at DESC, id DESC LIMIT $5",
+        team_id,
+        q,
+        _like(q),
+        q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"),
+        limit,
+    )
+
+
+async def handles_like(conn: Conn, base: str) -> set[str]:
+    """Lower-cased live handles equal to ``base`` or of the form ``base-…``: what generation must skip."""
+    rows = await conn.fetch(
+        "SELECT lower(handle) AS h FROM bio_pages WHERE deleted_at IS NULL "
+        "AND (lower(handle) = lower($1) OR lower(handle) LIKE lower($2) || '-%')",
+        base,
+        base.replace("_", "\\_"),
+    )
+    return {r["h"] for r in rows}
+
+
+async def insert_page(conn: Conn, page_id: uuid.UUID, team_id: uuid.UUID, fields: Mapping[str, Any]) -> None:
+    cols = [f for f in PAGE_FIELDS if f in fields]
+    placeholders = ", ".join(f"${i + 3}" for i in range(len(cols)))
+    await conn.execute(
+        f"INSERT INTO bio_pages (id, team_id, {', '.join(cols)}) VALUES ($1, $2, {placeholders})",
+        page_id,
+        team_id,
+        *(fields[c] for c in cols),
+    )
+
+
+async def update_page(conn: Conn, page_id: uuid.UUID, fields: Mapping[str, Any]) -> None:
+    """Set ``fields`` (page columns, plus ``is_published``) and bump ``updated_at``.
+
+    Publishing stamps ``published_at`` the first time only.
+    """
+    sets = ["updated_at = now()"]
+    args: list[Any] = [page_id]
+    for name in (*PAGE_FIELDS, "is_published"):
+        if name in fields:
+            args.append(fields[name])
+            sets.append(f"{name} = ${len(args)}")
+    if fields.get("is_published"):
+        sets.append("published_at = coalesce(published_at, now())")
+    await conn.execute(f"UPDATE bio_pages SET {', '.join(sets)} WHERE id = $1", *args)
+
+
+async def mark_deleted(conn: Conn, team_id: uuid.UUID, page_id: uuid.UUID) -> str | None:
+    """Take a page out of service at once; returns its handle (None when there is no such live page)."""
+    handle: str | None = await conn.fetchval(
+        "UPDATE bio_pages SET deleted_at = now(), updated_at = now() "
+        "WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL RETURNING handle",
+        page_id,
+        team_id,
+    )
+    return handle
+
+
+async def team_links(conn: Conn, team_id: uuid.UUID, link_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``link_ids`` are short links of ``team_id``."""
+    ids = list(set(link_ids))
+    if not ids:
+        return set()
+    rows = await conn.fetch("SELECT id FROM links WHERE team_id = $1 AND id = ANY($2::uuid[])", team_id, ids)
+    return {r["id"] for r in rows}
+
+
+async def insert_block(conn: Conn, block_id: uuid.UUID, page_id: uuid.UUID, block: Mapping[str, Any]) -> None:
+    cols = [f for f in BLOCK_FIELDS if f in block]
+    placeholders = ", ".join(f"${i + 3}" for i in range(len(cols)))
+    await conn.execute(
+        f"INSERT INTO bio_blocks (id, page_id, {', '.join(cols)}) VALUES ($1, $2, {placeholders})",
+        block_id,
+        page_id,
+        *(block[c] for c in cols),
+    )
+
+
+async def update_block(conn: Conn, block_id: uuid.UUID, block: Mapping[str, Any]) -> None:
+    cols = [f for f in BLOCK_FIELDS if f in block]
+    sets = ", ".join([*(f"{c} = ${i + 2}" for i, c in enumerate(cols)), "updated_at = now()"])
+    await conn.execute(f"UPDATE bio_blocks SET {sets} WHERE id = $1", block_id, *(block[c] for c in cols))
+
+
+async def delete_blocks_except(conn: Conn, page_id: uuid.UUID, keep: Iterable[uuid.UUID]) -> None:
+    await conn.execute("DELETE FROM bio_blocks WHERE page_id = $1 AND NOT (id = ANY($2::uuid[]))", page_id, list(keep))
+
+
+async def page_totals(conn: Conn, page_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
+    """All-time (views, clicks) of each page from the analytics roll-up; a page's clicks are its blocks'."""
+    if not page_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT subject_id, views, clicks FROM stats_totals WHERE subject_id = ANY($1::uuid[])", list(page_ids)
+    )
+    return {r["subject_id"]: (int(r["views"]), int(r["clicks"])) for r in rows}
+
+
+async def pages_using_link(conn: Conn, link_id: uuid.UUID) -> list[str]:
+    """Handles of published pages with a block routed through ``link_id`` (to re-sync when it changes)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT p.handle FROM bio_blocks b JOIN bio_pages p ON p.id = b.page_id "
+        "WHERE b.link_id = $1 AND p.deleted_at IS NULL AND p.is_published",
+        link_id,
+    )
+    return [r["handle"] for r in rows]

@@ -1,0 +1,207 @@
+"""Bio page endpoints, both shapes over one store (SPEC §2.5).
+
+Blocks shape: ``/bio-pages`` (formspring). Page-data shape: ``/bio/pages`` (xqr). Every route
+authenticates, checks its ability (403) and the plan (402), and scopes ids to the caller's team
+(another team's page, or an id that is not a UUID, is a 404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from api.auth import Principal, require
+from api.bio import queries, service, shapes
+from api.bio import stats as bio_stats
+from api.bio.schemas import BioPageCreate, BioPageUpdate, PageDataCreate, PageDataUpdate
+from api.envelope import ok
+from api.pagination import PageParams, page_params, paginate
+from api.stats.window import IntervalParam, WindowParams
+
+router = APIRouter(tags=["bio pages"])
+
+
+def bio(ability: str, *, plan: bool = True) -> Callable[[Request], Awaitable[Principal]]:
+    """Dependency: the key must hold ``ability``, and (unless ``plan`` is False) the team's plan must
+    include bio pages (402), checked before the body is looked at."""
+    check = require(ability)
+
+    async def dependency(request: Request) -> Principal:
+        principal = await check(request)
+        if plan:
+            service.check_plan(principal)
+        return principal
+
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(bio("bio:read"))]
+Writer = Annotated[Principal, Depends(bio("bio:write"))]
+Deleter = Annotated[Principal, Depends(bio("bio:write", plan=False))]  # a downgraded team may still clean up
+Analyst = Annotated[Principal, Depends(bio("bio:analytics:read"))]
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+def ctx(request: Request) -> service.Ctx:
+    state = request.state
+    return service.Ctx(state.pg, state.redis, state.arq, state.settings)
+
+
+async def _view(request: Request, principal: Principal, page_id: str) -> service.PageView:
+    async with request.state.pg.acquire() as conn:
+        return await service.load(conn, principal.team_id, service.page_uuid(page_id))
+
+
+def _deleted(request: Request) -> Response:
+    """``{"deleted": true}`` at the top level (as the blocks-shape vendor answers), inside the envelope too."""
+    response = ok(request, {"deleted": True})
+    body = {"deleted": True, **orjson.loads(response.body)}
+    response.body = orjson.dumps(body)
+    response.headers["content-length"] = str(len(response.body))
+    return response
+
+
+# --- blocks shape --------------------------------------------------------------------------------
+
+
+@router.get("/bio-pages", summary="List bio pages (newest first)")
+async def list_bio_pages(
+    request: Request, principal: Reader, paging: Paging, search: str | None = Query(None, max_length=200)
+) -> Response:
+    async with request.state.pg.acquire() as conn:
+        rows = await queries.list_pages(
+            conn, principal.team_id, search=search, limit=paging.per_page + 1, after=paging.after
+        )
+        page, cursor = paginate(rows, paging.per_page)  # type: ignore[arg-type]
+        views = await service.views_of(conn, page, with_blocks=False)  # type: ignore[arg-type]
+    settings = request.state.settings
+    data = [
+        shapes.bio_page_resource(v, settings, blocks=False, blocks_count=row["blocks_count"])
+        for v, row in zip(views, page, strict=True)
+    ]
+    return ok(request, data, next_cursor=cursor)
+
+
+@router.post("/bio-pages", status_code=201, summary="Create a bio page (a draft)")
+async def create_bio_page(request: Request, principal: Writer, body: BioPageCreate) -> Response:
+    page_id = await service.create_page(ctx(request), principal, shapes.change_from_blocks_shape(body))
+    view = await _view(request, principal, str(page_id))
+    return ok(request, shapes.bio_page_resource(view, request.state.settings), 201)
+
+
+@router.get("/bio-pages/search", summary="Search bio pages (at most 50 light rows)")
+async def search_bio_pages(request: Request, principal: Reader, q: str = Query("", max_length=200)) -> Response:
+    async with request.state.pg.acquire() as conn:
+        rows = await queries.search_pages(conn, principal.team_id, q.strip())
+    data = [
+        {"id": str(r["id"]), "handle": r["handle"], "display_name": r["display_name"], "headline": r["headline"]}
+        for r in rows
+    ]
+    return ok(request, data)
+
+
+@router.get("/bio-pages/{page_id}", summary="Show a bio page with its blocks")
+async def show_bio_page(request: Request, principal: Reader, page_id: str) -> Response:
+    view = await _view(request, principal, page_id)
+    return ok(request, shapes.bio_page_resource(view, request.state.settings))
+
+
+@router.patch("/bio-pages/{page_id}", summary="Update a bio page; blocks replace the set")
+async def update_bio_page(request: Request, principal: Writer, page_id: str, body: BioPageUpdate) -> Response:
+    pid = service.page_uuid(page_id)
+    await service.update_page(ctx(request), principal, pid, shapes.change_from_blocks_shape(body))
+    view = await _view(request, principal, page_id)
+    return ok(request, shapes.bio_page_resource(view, request.state.settings))
+
+
+@router.delete("/bio-pages/{page_id}", summary="Delete a bio page (stops serving at once)")
+async def delete_bio_page(request: Request, principal: Deleter, page_id: str) -> Response:
+    await service.delete_page(ctx(request), principal, service.page_uuid(page_id))
+    return _deleted(request)
+
+
+@router.get("/bio-pages/{page_id}/stats/counters", summary="Views, visitors and clicks of a page")
+async def bio_page_counters(request: Request, principal: Analyst, page_id: str, query: WindowParams) -> Response:
+    """Counters over the window (default: all the retained history), views in the last 7 days, all time."""
+    view = await _view(request, principal, page_id)
+    async with request.state.pg.acquire() as conn:
+        data = await bio_stats.counters(conn, principal.plan, view, query)
+    return ok(request, data)
+
+
+@router.get("/bio-pages/{page_id}/stats/views", summary="Views and visitors over time")
+async def bio_page_views(
+    request: Request, principal: Analyst, page_id: str, query: WindowParams, interval: IntervalParam = None
+) -> Response:
+    """Views and visitors per bucket in `tz`; without `from`, 24 hours, 30 days or 12 weeks up to `to`."""
+    view = await _view(request, principal, page_id)
+    async with request.state.pg.acquire() as conn:
+        data = await bio_stats.views(conn, principal.plan, view, query, interval)
+    return ok(request, data)
+
+
+@router.get("/bio-pages/{page_id}/submissions", summary="Form submissions of a page (newest first)")
+async def bio_page_submissions(
+    request: Request, principal: Reader, page_id: str, per_page: int = 25, cursor: str | None = None
+) -> Response:
+    view = await _view(request, principal, page_id)
+    async with request.state.pg.acquire() as conn:
+        data, next_cursor = await bio_stats.submissions(conn, view, per_page=per_page, cursor=cursor)
+    return ok(request, data, next_cursor=next_cursor)
+
+
+# --- page-data shape -----------------------------------------------------------------------------
+
+
+def _page_data(request: Request, view: service.PageView) -> dict[str, Any]:
+    return shapes.page_data_resource(view, request.state.settings)
+
+
+@router.post("/bio/pages", status_code=201, summary="Create a page (page-data shape; a draft)")
+async def create_page(request: Request, principal: Writer, body: PageDataCreate) -> Response:
+    page_id = await service.create_page(ctx(request), principal, shapes.change_from_page_data_shape(body))
+    return ok(request, _page_data(request, await _view(request, principal, str(page_id))), 201)
+
+
+@router.get("/bio/pages", summary="List pages (page-data shape, newest first)")
+async def list_pages(request: Request, principal: Reader, paging: Paging) -> Response:
+    async with request.state.pg.acquire() as conn:
+        rows = await queries.list_pages(conn, principal.team_id, search=None, limit=paging.per_page + 1,
+                                        after=paging.after)  # fmt: skip
+        page, cursor = paginate(rows, paging.per_page)  # type: ignore[arg-type]
+        views = await service.views_of(conn, page)  # type: ignore[arg-type]
+    return ok(request, [_page_data(request, v) for v in views], next_cursor=cursor)
+
+
+@router.get("/bio/pages/{page_id}", summary="Show a page (page-data shape)")
+async def show_page(request: Request, principal: Reader, page_id: str) -> Response:
+    return ok(request, _page_data(request, await _view(request, principal, page_id)))
+
+
+@router.patch("/bio/pages/{page_id}", summary="Update a page (page-data shape)")
+async def update_page(request: Request, principal: Writer, page_id: str, body: PageDataUpdate) -> Response:
+    pid = service.page_uuid(page_id)
+    await service.update_page(ctx(request), principal, pid, shapes.change_from_page_data_shape(body))
+    return ok(request, _page_data(request, await _view(request, principal, page_id)))
+
+
+@router.delete("/bio/pages/{page_id}", summary="Delete a page (page-data shape)")
+async def delete_page(request: Request, principal: Deleter, page_id: str) -> Response:
+    await service.delete_page(ctx(request), principal, service.page_uuid(page_id))
+    return _deleted(request)
+
+
+@router.post("/bio/pages/{page_id}/publish", summary="Publish a page")
+async def publish_page(request: Request, principal: Writer, page_id: str) -> Response:
+    await service.set_published(ctx(request), principal, service.page_uuid(page_id), True)
+    return ok(request, _page_data(request, await _view(request, principal, page_id)))
+
+
+@router.post("/bio/pages/{page_id}/unpublish", summary="Unpublish a page")
+async def unpublish_page(request: Request, principal: Writer, page_id: str) -> Response:
+    await service.set_published(ctx(request), principal, service.page_uuid(page_id), False)
+    return ok(request, _page_data(request, await _view(request, principal, page_id)))

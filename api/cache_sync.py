@@ -1,0 +1,197 @@
+"""Write-through from PostgreSQL to the serving cache in Redis.
+
+Every write commits to PostgreSQL first, then calls :func:`sync_link` / :func:`sync_page`, which
+re-read the committed row under a per-key advisory lock and write (or delete) the cache record, then
+publish the key on the invalidation channel so every edge drops its in-process copy. Re-reading
+under the lock makes concurrent writers converge on the latest committed state whatever order they
+finish in. When Redis fails, the key is queued in ``cache_repairs`` and the worker retries it
+(:func:`repair_pending`), so PostgreSQL and Redis never disagree silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from api.bio import cache as bio_cache
+from api.db import Conn
+from api.records import LINK_RECORD_COLUMNS, encode_link_row
+from api.settings import Settings
+from redirector.cache import clicks_key, invalidation_channel, link_key, page_key, ready_key
+
+log = logging.getLogger("linkedge.cache")
+
+Progress = Callable[[int, int], None]
+BATCH = 500
+
+
+def cache_key(settings: Settings, kind: str, ref: str) -> str:
+    if kind == "link":
+        return link_key(settings.key_prefix, ref)
+    if kind == "page":
+        return page_key(settings.key_prefix, ref)
+    raise ValueError(f"unknown cache record kind {kind!r}")
+
+
+async def _current(conn: Conn, settings: Settings, kind: str, ref: str) -> bytes | None:
+    if kind == "link":
+        row = await conn.fetchrow(f"SELECT {LINK_RECORD_COLUMNS} FROM links WHERE code = $1", ref)
+        return encode_link_row(row) if row else None
+    return await bio_cache.page_record_by_handle(conn, settings, ref)
+
+
+async def _sync(pool: asyncpg.Pool, redis: Redis, settings: Settings, kind: str, ref: str) -> bool:
+    key = cache_key(settings, kind, ref)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+            value = await _current(conn, settings, kind, ref)
+            async with redis.pipeline(transaction=False) as pipe:
+                if value is None:
+                    pipe.unlink(key)
+                else:
+                    pipe.set(key, value)
+                pipe.publish(invalidation_channel(settings.key_prefix), key)
+                await pipe.execute()
+        return True
+    except RedisError as e:
+        log.warning("cache write of %s failed (%s); queued for repair", key, e)
+        await pool.execute(
+            "INSERT INTO cache_repairs (kind, ref) VALUES ($1, $2) "
+            "ON CONFLICT (kind, ref) DO UPDATE SET queued_at = now()",
+            kind,
+            ref,
+        )
+        return False
+
+
+async def sync_link(pool: asyncpg.Pool, redis: Redis, settings: Settings, code: str) -> bool:
+    """Make the cache record of ``code`` match PostgreSQL. False when queued for repair."""
+    return await _sync(pool, redis, settings, "link", code)
+
+
+async def sync_page(pool: asyncpg.Pool, redis: Redis, settings: Settings, handle: str) -> bool:
+    """Make the cache record of bio handle ``handle`` match PostgreSQL (deleted when unpublished)."""
+    return await _sync(pool, redis, settings, "page", handle.lower())
+
+
+async def repair_pending(pool: asyncpg.Pool, redis: Redis, settings: Settings, limit: int = 1000) -> int:
+    """Retry queued cache writes; returns how many were repaired."""
+    rows = await pool.fetch("SELECT kind, ref, queued_at FROM cache_repairs ORDER BY queued_at LIMIT $1", limit)
+    repaired = 0
+    for row in rows:
+        if await _sync(pool, redis, settings, row["kind"], row["ref"]):
+            await pool.execute(
+                "DELETE FROM cache_repairs WHERE kind = $1 AND ref = $2 AND queued_at = $3",
+                row["kind"],
+                row["ref"],
+                row["queued_at"],
+            )
+            repaired += 1
+    return repaired
+
+
+async def rebuild_all(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    settings: Settings,
+    progress: Progress | None = None,
+    *,
+    only_missing: bool = False,
+) -> int:
+    """Rewrite every link and page record from PostgreSQL; returns how many were written.
+
+    ``only_missing`` (used by the worker's self-healing after Redis lost data) writes with NX so a
+    record that a concurrent API write already refreshed is never overwritten with an older one.
+    A full rebuild also deletes cached records whose link or page no longer serves. Click counters
+    of ``max_clicks`` links that Redis lost are restored from ``scan_count``. Sets the ``ready``
+    sentinel at the end.
+    """
+    prefix = settings.key_prefix
+    async with pool.acquire() as conn:
+        total = await conn.fetchval("SELECT count(*) FROM links")
+        written = 0
+        if progress:
+            progress(0, total)
+        async with conn.transaction(readonly=True, isolation="repeatable_read"):
+            batch: list[tuple[str, bytes | str]] = []
+            counters: list[tuple[str, bytes | str]] = []
+            query = f"SELECT {LINK_RECORD_COLUMNS}, scan_count FROM links"
+            async for row in conn.cursor(query, prefetch=BATCH):
+                batch.append((link_key(prefix, row["code"]), encode_link_row(row)))
+                if row["max_clicks"] is not None:
+                    counters.append((clicks_key(prefix, str(row["id"])), str(row["scan_count"])))
+                if len(batch) >= BATCH:
+                    written += await _write_batch(redis, batch, only_missing)
+                    batch.clear()
+                    if progress:
+                        progress(written, total)
+            written += await _write_batch(redis, batch, only_missing)
+            # Never lower a live counter: the edge's count is ahead of the rolled-up scan_count.
+            await _write_batch(redis, counters, only_missing=True)
+            pages: list[tuple[str, bytes | str]] = []
+            async for handle, value in bio_cache.iter_page_records(conn, settings):
+                pages.append((page_key(prefix, handle), value))
+            written += await _write_batch(redis, pages, only_missing)
+        if not only_missing:
+            await _sweep_links(conn, redis, settings)
+            await _sweep_keys(redis, settings, page_key(prefix, ""), {key for key, _ in pages})
+    await redis.set(ready_key(prefix), "1")
+    if progress:
+        progress(total, total)
+    return written
+
+
+async def _write_batch(redis: Redis, batch: list[tuple[str, bytes | str]], only_missing: bool) -> int:
+    if not batch:
+        return 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for key, value in batch:
+            pipe.set(key, value, nx=only_missing)
+        await pipe.execute()
+    return len(batch)
+
+
+async def _sweep_links(conn: Conn, redis: Redis, settings: Settings) -> None:
+    """Delete cached link records whose link is gone, and tell the edges."""
+    prefix = link_key(settings.key_prefix, "")
+    channel = invalidation_channel(settings.key_prefix)
+    keys: list[str] = []
+    async for key in redis.scan_iter(match=prefix + "*", count=1000):
+        keys.append(key.decode() if isinstance(key, bytes) else key)
+        if len(keys) >= BATCH:
+            await _drop_stale(conn, redis, prefix, channel, keys)
+            keys.clear()
+    await _drop_stale(conn, redis, prefix, channel, keys)
+
+
+async def _drop_stale(conn: Conn, redis: Redis, prefix: str, channel: str, keys: list[str]) -> None:
+    if not keys:
+        return
+    codes = [k[len(prefix) :] for k in keys]
+    live = {r["code"] for r in await conn.fetch("SELECT code FROM links WHERE code = ANY($1::text[])", codes)}
+    await _unlink(redis, channel, [prefix + c for c in codes if c not in live])
+
+
+async def _sweep_keys(redis: Redis, settings: Settings, match_prefix: str, live: set[str]) -> None:
+    """Delete every cached key under ``match_prefix`` that is not in ``live``, and tell the edges."""
+    stale: list[str] = []
+    async for key in redis.scan_iter(match=match_prefix + "*", count=1000):
+        name = key.decode() if isinstance(key, bytes) else key
+        if name not in live:
+            stale.append(name)
+    await _unlink(redis, invalidation_channel(settings.key_prefix), stale)
+
+
+async def _unlink(redis: Redis, channel: str, keys: list[str]) -> None:
+    for i in range(0, len(keys), BATCH):
+        chunk = keys[i : i + BATCH]
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.unlink(*chunk)
+            for key in chunk:
+                pipe.publish(channel, key)
+            await pipe.execute()

@@ -1,0 +1,225 @@
+"""The admin CLI: ``linkedge migrate | team | key | cache | links | serve | up | services``.
+
+Every command finds PostgreSQL and Redis the way the stack does (api.devstack): DATABASE_URL /
+REDIS_URL when set and answering, else the local services, else the embedded servers under the
+data folder (reused when running, else started for this command only). Bad input is one line on
+stderr and exit status 1 (2 for usage errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from api import stack
+from api.auth import ABILITIES, parse_abilities
+from api.devstack import EmbeddedError, ensure_services
+from api.errors import ApiError
+from api.migrate import migrate
+from api.plans import PLANS
+from api.settings import Settings
+from api.teams import create_key, create_team, get_team_by_name, revoke_key, set_plan
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+
+class CliError(Exception):
+    """A failure reported as one line on stderr, exit status 1."""
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``linkedge`` console script; returns the exit status."""
+    env = dict(os.environ if env is None else env)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    try:
+        if args.handler is not None:
+            return int(args.handler(args, env))
+        with resolved_env(env) as full_env:
+            settings = Settings.from_env(full_env)
+            return int(asyncio.run(args.command(args, settings)))
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, ValueError, ApiError) as e:
+        return fail(str(e))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        return fail(f"database: {e}")
+    except RedisError as e:
+        return fail(f"redis: {e}")
+    except EmbeddedError as e:
+        return fail(str(e))
+
+
+def fail(message: str) -> int:
+    print(f"linkedge: error: {message}", file=sys.stderr)
+    return 1
+
+
+@contextmanager
+def resolved_env(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``env`` with the URLs of the services found, stopping any server started just for this command."""
+    services = ensure_services(stack.data_dir(env), env, database="linkedge")
+    try:
+        yield {**env, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
+    finally:
+        services.stop()
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    return await asyncpg.connect(settings.database_url)
+
+
+async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    conn = await _connect(settings)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    print(f"applied {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def _check_plan(plan: str) -> str:
+    if plan not in PLANS:
+        raise CliError(f"unknown plan {plan!r}; choose one of {', '.join(PLANS)}")
+    return plan
+
+
+async def cmd_team_create(args: argparse.Namespace, settings: Settings) -> int:
+    plan = _check_plan(args.plan)
+    conn = await _connect(settings)
+    try:
+        team = await create_team(conn, args.name, plan)
+    finally:
+        await conn.close()
+    print(f"created team {team.name} (plan {team.plan}, id {team.id})")
+    return 0
+
+
+async def cmd_team_plan(args: argparse.Namespace, settings: Settings) -> int:
+    plan = _check_plan(args.plan)
+    conn = await _connect(settings)
+    try:
+        team = await set_plan(conn, args.name, plan)
+    finally:
+        await conn.close()
+    if team is None:
+        raise CliError(f"no team named {args.name!r}")
+    print(f"team {team.name} is now on plan {team.plan}")
+    return 0
+
+
+async def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
+    abilities = parse_abilities(args.abilities)
+    conn = await _connect(settings)
+    try:
+        team = await get_team_by_name(conn, args.team)
+        if team is None:
+            raise CliError(f"no team named {args.team!r}")
+        key = await create_key(conn, team.id, abilities, args.name)
+    finally:
+        await conn.close()
+    print(f"new key for team {team.name} ({', '.join(abilities)}); it is shown only this once:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+async def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    conn = await _connect(settings)
+    try:
+        revoked = await revoke_key(conn, args.prefix)
+    finally:
+        await conn.close()
+    if not revoked:
+        raise CliError(f"no active key with prefix {args.prefix!r}")
+    print(f"revoked key {args.prefix}")
+    return 0
+
+
+async def cmd_cache_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from api.cache_sync import rebuild_all
+    from api.db import create_pool
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        with progress_bar("rebuilding cache") as progress:
+            written = await rebuild_all(pool, redis, settings, progress=progress)
+    finally:
+        await redis.aclose()
+        await pool.close()
+    print(f"wrote {written} cache records")
+    return 0
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr, driven by ``progress(done, total)`` calls."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linkedge", description="linkedge admin and process launcher")
+    commands = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    def command(sub: Any, name: str, func: Command | None, text: str, handler: Any = None) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(command=func, handler=handler)
+        return p
+
+    command(commands, "migrate", cmd_migrate, "apply pending database migrations (idempotent)")
+
+    team = commands.add_parser("team", help="create teams and set their plans").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = command(team, "create", cmd_team_create, "create a team")
+    p.add_argument("name")
+    p.add_argument("--plan", default="free", help=f"one of {', '.join(PLANS)} (default: free)")
+    p = command(team, "plan", cmd_team_plan, "move a team to another plan")
+    p.add_argument("name")
+    p.add_argument("plan", help=", ".join(PLANS))
+
+    key = commands.add_parser("key", help="create and revoke API keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = command(key, "create", cmd_key_create, "create an API key and print it (shown once)")
+    p.add_argument("--team", required=True)
+    p.add_argument("--abilities", required=True, help=f"comma-separated, or 'all': {', '.join(ABILITIES)}")
+    p.add_argument("--name", default="", help="a label for the key")
+    p = command(key, "revoke", cmd_key_revoke, "revoke a key by its prefix (lk_<prefix> or the full key)")
+    p.add_argument("prefix")
+
+    cache = commands.add_parser("cache", help="the Redis serving cache").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    command(cache, "rebuild", cmd_cache_rebuild, "rewrite every cache record from PostgreSQL")
+
+    from api import cli_links
+
+    cli_links.add_commands(commands, command)
+    stack.add_commands(commands, command)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

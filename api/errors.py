@@ -1,0 +1,126 @@
+"""One exception family for the API, rendered by one set of handlers into the error envelope.
+
+``{"error": {"code", "message", "details": [{"field", "message"}]}, "meta": {"request_id"}}``
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from api.envelope import error_response
+
+log = logging.getLogger("linkedge.api")
+
+Detail = dict[str, str]
+
+
+class ApiError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: Sequence[Detail] = (), headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status_code, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status_code, code = 401, "unauthorized"
+
+
+class PaymentRequired(ApiError):
+    status_code, code = 402, "plan_limit"
+
+
+class Forbidden(ApiError):
+    status_code, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status_code, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status_code, code = 409, "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status_code, code = 413, "payload_too_large"
+
+
+class ValidationFailed(ApiError):
+    status_code, code = 422, "validation_failed"
+
+    @classmethod
+    def field(cls, field: str, message: str) -> ValidationFailed:
+        """A 422 about one field; ``message`` reads after the field name ("must be between 1 and 100")."""
+        return cls(f"{field} {message.rstrip('.')}.", details=[{"field": field, "message": message}])
+
+
+class RateLimited(ApiError):
+    status_code, code = 429, "rate_limited"
+
+
+def _field_name(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    name = ""
+    for p in parts:
+        name += f"[{p}]" if p.isdigit() else (f".{p}" if name else p)
+    return name or "body"
+
+
+def _validation_details(exc: RequestValidationError) -> tuple[list[Detail], bool]:
+    details: list[Detail] = []
+    malformed = False
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            malformed = True
+        msg = str(err.get("msg", "is invalid"))
+        msg = msg.removeprefix("Value error, ")
+        details.append({"field": _field_name(err.get("loc", ())), "message": msg})
+    return details, malformed
+
+
+def install_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(request, exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        details, malformed = _validation_details(exc)
+        if malformed:
+            return error_response(request, 400, "malformed_json", "The request body is not valid JSON.", [])
+        fields = ", ".join(dict.fromkeys(d["field"] for d in details))
+        return error_response(request, 422, "validation_failed", f"Invalid value for {fields}.", details)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "payload_too_large"}
+        message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404:
+            message = "No such endpoint."
+        return error_response(
+            request, exc.status_code, codes.get(exc.status_code, "error"), message, [], dict(exc.headers or {})
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "internal_error", "Something went wrong on our side.", [])
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

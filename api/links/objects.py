@@ -1,0 +1,55 @@
+"""The link object the API returns, and the destination a link's UTM fields produce."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+
+import asyncpg
+
+from api.envelope import rfc3339
+from api.settings import Settings
+
+Row = asyncpg.Record | Mapping[str, Any]
+UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+
+
+def merge_utm(url: str, utm: Mapping[str, str]) -> str:
+    """``url`` with ``utm_<key>=<value>`` set for every given key.
+
+    A UTM parameter already in the URL is replaced; every other parameter is kept byte for byte,
+    so a link without UTM fields redirects to exactly the URL it was given.
+    """
+    params = {f"utm_{k}": v for k, v in utm.items() if v and k in UTM_KEYS}
+    if not params:
+        return url
+    parts = urlsplit(url)
+    kept = [p for p in parts.query.split("&") if p and unquote_plus(p.partition("=")[0]) not in params]
+    added = [f"{k}={quote(v, safe='')}" for k, v in params.items()]
+    return urlunsplit(parts._replace(query="&".join(kept + added)))
+
+
+def link_object(row: Row, settings: Settings) -> dict[str, Any]:
+    """The public shape of a link (the seed's fields first, then ours); never the password hash."""
+    return {
+        "id": str(row["id"]),
+        "short_url": f"{settings.public_base_url}/{row['code']}",
+        "short_code": row["code"],
+        "destination": row["destination"],
+        "enabled": row["enabled"],
+        "labels": list(row["labels"]),
+        "routing_rules": list(row["routing_rules"] or []),
+        "scan_count": row["scan_count"],
+        "last_scan_at": rfc3339(row["last_scan_at"]),
+        "expires_at": rfc3339(row["expires_at"]),
+        "created_at": rfc3339(row["created_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
+        "redirect_type": row["redirect_type"],
+        "forward_query": row["forward_query"],
+        "max_clicks": row["max_clicks"],
+        "password_protected": row["password_hash"] is not None,
+        "title": row["title"],
+        "notes": row["notes"],
+        "utm": {k: row["utm"][k] for k in UTM_KEYS if k in (row["utm"] or {})},
+    }

@@ -1,0 +1,129 @@
+"""SQL for links. Every function takes a connection first; all reads are scoped to a team."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from api.db import Conn
+
+Executor = Conn | asyncpg.Pool  # single-statement reads may go straight to the pool
+
+# Columns a write may set; PATCH builds its SET list from these names only.
+WRITABLE = (
+    "code",
+    "url",
+    "destination",
+    "enabled",
+    "labels",
+    "routing_rules",
+    "redirect_type",
+    "forward_query",
+    "max_clicks",
+    "password_hash",
+    "title",
+    "notes",
+    "utm",
+    "expires_at",
+)
+
+_INSERT = f"""
+INSERT INTO links (id, team_id, {", ".join(WRITABLE)}, created_at, updated_at)
+SELECT $1, $2, {", ".join(f"${i}" for i in range(3, 3 + len(WRITABLE)))}, t.now, t.now
+FROM (SELECT clock_timestamp() AS now) t
+ON CONFLICT (code) DO NOTHING
+RETURNING *
+"""
+
+
+async def lock_team_links(conn: Conn, team_id: uuid.UUID) -> None:
+    """Serialise link creation per team until the transaction ends, so plan limits can't be overshot."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"links:count:{team_id}")
+
+
+async def count_links(conn: Conn, team_id: uuid.UUID) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM links WHERE team_id = $1", team_id)
+    return count
+
+
+async def insert_link(conn: Conn, link_id: uuid.UUID, team_id: uuid.UUID, values: Mapping[str, Any]) -> Any:
+    """Insert a link; None when its code is taken (by anyone: codes are global)."""
+    return await conn.fetchrow(_INSERT, link_id, team_id, *(values[c] for c in WRITABLE))
+
+
+async def get_link(conn: Executor, team_id: uuid.UUID, link_id: uuid.UUID, *, for_update: bool = False) -> Any:
+    sql = "SELECT * FROM links WHERE id = $1 AND team_id = $2"
+    return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), link_id, team_id)
+
+
+async def update_link(conn: Conn, link_id: uuid.UUID, changes: Mapping[str, Any]) -> Any:
+    """Apply ``changes`` (column -> value, columns from :data:`WRITABLE`) and stamp ``updated_at``."""
+    columns = [c for c in changes if c in WRITABLE]
+    if len(columns) != len(changes):
+        raise ValueError(f"not writable: {sorted(set(changes) - set(WRITABLE))}")
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+    sql = f"UPDATE links SET {sets}, updated_at = clock_timestamp() WHERE id = $1 RETURNING *"
+    return await conn.fetchrow(sql, link_id, *(changes[c] for c in columns))
+
+
+async def delete_link(conn: Conn, team_id: uuid.UUID, link_id: uuid.UUID) -> Any:
+    return await conn.fetchrow("DELETE FROM links WHERE id = $1 AND team_id = $2 RETURNING id, code", link_id, team_id)
+
+
+async def page_handles_using(conn: Conn, link_id: uuid.UUID) -> list[str]:
+    """Handles of live bio pages with a block routed through this link (their records embed its code)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT p.handle FROM bio_blocks b JOIN bio_pages p ON p.id = b.page_id "
+        "WHERE b.link_id = $1 AND p.deleted_at IS NULL",
+        link_id,
+    )
+    return [r["handle"] for r in rows]
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def list_links(
+    conn: Executor,
+    team_id: uuid.UUID,
+    *,
+    labels: Sequence[str] = (),
+    search: str | None = None,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 26,
+) -> list[asyncpg.Record]:
+    """Newest first, keyset-paginated on ``(created_at, id)``; ``labels`` must all be present."""
+    where = ["team_id = $1"]
+    args: list[Any] = [team_id]
+    if labels:
+        args.append(list(labels))
+        where.append(f"labels @> ${len(args)}::text[]")
+    if search:
+        args.append(_like(search))
+        n = len(args)
+        where.append(f"(code ILIKE ${n} OR url ILIKE ${n} OR destination ILIKE ${n} OR title ILIKE ${n})")
+    if after is not None:
+        args.extend(after)
+        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    sql = f"SELECT * FROM links WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+    return rows
+
+
+async def export_batch(
+    conn: Conn, team_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Oldest first (so an export re-imports in its original order), keyset-paginated."""
+    if after is None:
+        sql = "SELECT * FROM links WHERE team_id = $1 ORDER BY created_at, id LIMIT $2"
+        rows: list[asyncpg.Record] = await conn.fetch(sql, team_id, limit)
+    else:
+        sql = "SELECT * FROM links WHERE team_id = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4"
+        rows = await conn.fetch(sql, team_id, after[0], after[1], limit)
+    return rows

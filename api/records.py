@@ -1,0 +1,38 @@
+"""Building the edge's link records from PostgreSQL rows (used by writes, repairs and rebuilds)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from redirector.cache import LinkRecord, encode_record
+
+Row = asyncpg.Record | Mapping[str, Any]
+
+LINK_RECORD_COLUMNS = (
+    "id, team_id, code, destination, enabled, expires_at, redirect_type, forward_query, max_clicks, "
+    "password_hash, routing_rules"
+)
+
+
+def link_record(row: Row) -> LinkRecord:
+    expires = row["expires_at"]
+    return LinkRecord(
+        id=str(row["id"]),
+        team_id=str(row["team_id"]),
+        code=row["code"],
+        url=row["destination"],
+        status=row["redirect_type"],
+        enabled=row["enabled"],
+        expires_at=expires.timestamp() if expires is not None else None,
+        forward_query=row["forward_query"],
+        max_clicks=row["max_clicks"],
+        password_hash=row["password_hash"],
+        raw_rules=tuple(row["routing_rules"] or ()),
+    )
+
+
+def encode_link_row(row: Row) -> bytes:
+    return encode_record(link_record(row))

@@ -1,0 +1,45 @@
+"""The management API's settings: one frozen object built from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from redirector.cache import KEY_PREFIX
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/linkedge"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = KEY_PREFIX
+    public_base_url: str = "http://localhost:8080"
+    bio_base_url: str = ""
+    max_body_bytes: int = 1024 * 1024
+    pool_min: int = 1
+    pool_max: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        public = env.get("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/")
+        return cls(
+            database_url=env.get("DATABASE_URL", cls.database_url),
+            redis_url=env.get("REDIS_URL", cls.redis_url),
+            key_prefix=env.get("KEY_PREFIX", KEY_PREFIX),
+            public_base_url=public,
+            bio_base_url=env.get("BIO_BASE_URL", "").rstrip("/"),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", cls.max_body_bytes)),
+            pool_min=int(env.get("DB_POOL_MIN", cls.pool_min)),
+            pool_max=int(env.get("DB_POOL_MAX", cls.pool_max)),
+        )
+
+    @property
+    def queue_name(self) -> str:
+        """arq queue, under the key prefix so separate deployments and test runs never share it."""
+        return f"{self.key_prefix}arq:queue"
+
+    def bio_url(self, handle: str) -> str:
+        """Public URL of a bio page: the bio host when configured, else /@handle on the edge."""
+        if self.bio_base_url:
+            return f"{self.bio_base_url}/{handle}"
+        return f"{self.public_base_url}/@{handle}"
