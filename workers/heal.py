@@ -1,0 +1,88 @@
+"""Self-healing serving cache: notice that Redis lost it, rebuild it from PostgreSQL.
+
+Every full build ends by writing :func:`redirector.cache.ready_key`. When that key is gone
+(FLUSHALL, a Redis restart without persistence, eviction), one worker (holding a Redis
+lock) rebuilds every record with ``SET NX``, so records already rewritten by API calls in
+the meantime are never overwritten, and links serve again as soon as their record is back.
+The same loop retries cache writes that failed after their commit (``cache_repairs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+import asyncpg
+from redis.asyncio import Redis
+
+from api import cache_sync
+from api.settings import Settings as ApiSettings
+from redirector.cache import ready_key
+from workers import lease
+from workers.metrics import Metrics
+from workers.settings import Settings
+
+log = logging.getLogger("linkedge.worker")
+
+
+def api_settings(settings: Settings) -> ApiSettings:
+    """The API's view of the same deployment (what the cache records are built with)."""
+    env = {
+        **settings.env,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "KEY_PREFIX": settings.key_prefix,
+    }
+    return ApiSettings.from_env(env)
+
+
+async def heal_once(settings: Settings, pg: asyncpg.Pool, redis: Redis, metrics: Metrics | None = None) -> int | None:
+    """Rebuild the cache if its ready sentinel is missing; returns records written, None if not needed."""
+    if await redis.exists(ready_key(settings.key_prefix)):
+        return None
+    key, token = lease.rebuild_lock_key(settings.key_prefix), secrets.token_hex(8)
+    lock_ms = max(settings.lease_ms, 5000)
+    if not await lease.acquire(redis, key, token, lock_ms):
+        return None  # another worker is rebuilding
+    stop = asyncio.Event()
+
+    async def keep_lock() -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), lock_ms / 3000)
+            except TimeoutError:
+                await lease.renew(redis, key, token, lock_ms)
+
+    keeper = asyncio.create_task(keep_lock())
+    started = time.monotonic()
+    try:
+        written = await cache_sync.rebuild_all(pg, redis, api_settings(settings), only_missing=True)
+    finally:
+        stop.set()
+        await keeper
+        await lease.release(redis, key, token)
+    if metrics is not None:
+        metrics.cache_rebuilds.inc()
+    log.warning("serving cache was missing; rebuilt %d records in %.2f s", written, time.monotonic() - started)
+    return written
+
+
+async def heal_loop(settings: Settings, pg: asyncpg.Pool, redis: Redis, metrics: Metrics, stop: asyncio.Event) -> None:
+    """Check the cache every ``heal_interval`` and retry failed writes every ``repair_interval``; never raises."""
+    last_repair = 0.0
+    while not stop.is_set():
+        try:
+            await heal_once(settings, pg, redis, metrics)
+            if time.monotonic() - last_repair >= settings.repair_interval:
+                last_repair = time.monotonic()
+                repaired = await cache_sync.repair_pending(pg, redis, api_settings(settings))
+                if repaired:
+                    metrics.cache_repairs.inc(repaired)
+        except Exception:
+            log.exception("cache heal failed; retrying")
+        try:
+            await asyncio.wait_for(stop.wait(), settings.heal_interval)
+        except TimeoutError:
+            pass

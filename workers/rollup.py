@@ -1,0 +1,323 @@
+"""The roll-up: stream shards in Redis -> sums in memory -> one PostgreSQL transaction.
+
+One :class:`Rollup` per worker process runs two loops:
+
+* ``manage`` (about once a second): heartbeat, share the shards fairly among live workers
+  (``ceil(shards / workers)`` each), take free shard leases, renew held ones, drop extras,
+  refresh the backlog/lag gauges, and (shard 0's owner) prune batch ids older than a day.
+* ``roll`` (sub-second): ``XRANGE`` every held shard from its watermark (exclusive), sum the
+  entries, and apply the sums plus every shard's new watermark in one transaction
+  (:func:`workers.queries.apply_batch`). Only after the commit are the entries trimmed.
+
+Guarantees: the watermark and the counters commit together, so an entry is applied exactly
+once. A crash before the commit loses nothing (the entries are still in Redis); a crash after
+it is harmless (the next read starts after the watermark, and a stale reader's commit is
+refused). An entry whose edge batch id (field ``b``) was applied already, from any shard, is
+skipped: the edge retries an XADD whose reply was lost. Any failure (PostgreSQL down, Redis
+down, a bug) pauses the loop with a backoff and retries from PostgreSQL's watermark; events
+wait in Redis meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import secrets
+import time
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+
+from redirector.events import EVENT_FIELD, event_stream_key
+from workers import lease
+from workers.aggregate import Aggregator, Batch
+from workers.metrics import Metrics
+from workers.queries import INITIAL_ID, apply_batch, load_watermarks, prune_batches, seen_batches
+from workers.settings import Settings
+
+log = logging.getLogger("linkedge.worker")
+_MAX_BACKOFF = 5.0
+BATCH_ID_FIELD = b"b"  # the edge's batch id (redirector.emitter.BATCH_ID_FIELD)
+_PRUNE_EVERY = 60.0  # seconds between prunes of old batch ids
+
+
+def next_id(stream_id: str) -> str:
+    """The smallest id after ``stream_id`` (``XTRIM MINID`` keeps ids >= its argument)."""
+    ms, _, seq = stream_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+@dataclass(frozen=True)
+class Read:
+    """Summed entries of some shards: from after ``start[shard]`` up to ``end[shard]`` inclusive."""
+
+    start: dict[int, str]
+    end: dict[int, str]
+    batch: Batch
+
+
+class Rollup:
+    """Owns some stream shards and applies their events to PostgreSQL."""
+
+    def __init__(self, settings: Settings, pg: asyncpg.Pool, redis: Redis, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.pg = pg
+        self.redis = redis
+        self.metrics = metrics or Metrics()
+        self.token = secrets.token_hex(8)
+        self.owned: set[int] = set()
+        self.positions: dict[int, str] = {}  # last id applied, per held shard (from PostgreSQL)
+        self.newest_ms = 0
+
+    def _stream(self, shard: int) -> str:
+        return event_stream_key(self.settings.key_prefix, shard)
+
+    def _lease(self, shard: int) -> str:
+        return lease.shard_lease_key(self.settings.key_prefix, shard)
+
+    async def _positions(self, shards: list[int]) -> dict[int, str]:
+        """Committed watermarks of ``shards``, read from PostgreSQL when not known yet."""
+        missing = [s for s in shards if s not in self.positions]
+        if missing:
+            async with self.pg.acquire() as conn:
+                loaded = await load_watermarks(conn, missing)
+            self.positions.update(loaded)
+            # Entries applied just before a crash (commit done, trim not) are dropped here.
+            await self._trim({s: mark for s, mark in loaded.items() if mark != INITIAL_ID})
+        return {s: self.positions[s] for s in shards}
+
+    async def read(self, start: dict[int, str]) -> Read | None:
+        """XRANGE each shard after ``start`` and sum the entries; None when there is nothing new.
+
+        Summing is CPU work: it yields to the loop after each shard so that a commit in flight
+        (see :meth:`roll`) keeps feeding PostgreSQL its next statement meanwhile.
+        """
+        shards = sorted(start)
+        if not shards:
+            return None
+        count = max(1, self.settings.rollup_batch // len(shards))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for s in shards:
+                pipe.xrange(self._stream(s), min=f"({start[s]}", count=count)
+            replies = await pipe.execute()
+        new = {s: entries[-1][0].decode() for s, entries in zip(shards, replies, strict=True) if entries}
+        if not new:
+            return None
+        skip = await self._duplicates(replies)
+        agg = Aggregator()
+        batch_ids = agg.batch.batch_ids
+        for entries in replies:
+            for _, fields in entries:
+                batch_id = fields.get(BATCH_ID_FIELD)
+                if batch_id is not None:
+                    batch_id = batch_id.decode("utf-8", "replace")
+                    if batch_id in skip:
+                        agg.batch.duplicates += 1
+                        continue
+                    skip.add(batch_id)  # a second copy later in this same read is a duplicate too
+                    batch_ids.append(batch_id)
+                agg.add_entry(fields.get(EVENT_FIELD))
+            if entries:
+                agg.count()
+                await asyncio.sleep(0)
+        return Read({s: start[s] for s in new}, new, agg.finish())
+
+    async def _duplicates(self, replies: list[list[tuple[bytes, dict[bytes, bytes]]]]) -> set[str]:
+        """Edge batch ids in this read that PostgreSQL says were applied already."""
+        ids = [
+            f[BATCH_ID_FIELD].decode("utf-8", "replace")
+            for entries in replies
+            for _, f in entries
+            if BATCH_ID_FIELD in f
+        ]
+        if not ids:
+            return set()
+        async with self.pg.acquire() as conn:
+            return await seen_batches(conn, ids)
+
+    async def commit(self, read: Read) -> bool:
+        """Apply a read in one transaction, then trim; False when its entries were applied already."""
+        async with self.pg.acquire() as conn:
+            applied = await apply_batch(conn, read.start, read.end, read.batch)
+        if not applied:
+            # Someone else applied these entries (a takeover, or our own commit before a crash).
+            self.metrics.replays.inc()
+            self.positions.clear()
+            return False
+        self.positions.update(read.end)
+        await self._trim(read.end)
+        batch, m = read.batch, self.metrics
+        m.batches.inc()
+        m.bad_lines.inc(batch.bad)
+        m.duplicates.inc(batch.duplicates)
+        for kind, n in batch.kinds.items():
+            m.events.labels(kind).inc(n)
+        if batch.newest_ms > self.newest_ms:
+            self.newest_ms = batch.newest_ms
+            m.last_event.set(batch.newest_ms / 1000)
+        return True
+
+    async def step(self) -> int:
+        """Read, sum and apply one batch over the held shards; returns the stream entries consumed."""
+        read = await self.read(await self._positions(sorted(self.owned)))
+        if read is None:
+            return 0
+        await self.commit(read)
+        return read.batch.entries + read.batch.duplicates
+
+    async def _trim(self, marks: dict[int, str]) -> None:
+        """Drop applied entries; a failure here is harmless (the next trim covers them)."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for s, mark in marks.items():
+                    pipe.xtrim(self._stream(s), minid=next_id(mark), approximate=False)
+                await pipe.execute()
+        except Exception as e:
+            log.warning("trim after commit failed (retried next step): %s", e)
+
+    async def roll(self, stop: asyncio.Event, *, until_idle: bool = False) -> None:
+        """Apply batches until ``stop`` is set (or, ``until_idle``, until nothing is left); never raises.
+
+        Two stages overlap: while batch k commits (PostgreSQL works on the other core), batch
+        k+1 is read and summed from where batch k ended. A batch only commits after the one
+        before it did; if that one fails, the read-ahead is dropped and reading restarts from
+        PostgreSQL's watermarks.
+        """
+        backoff = 0.1
+        idle = self.settings.rollup_idle_ms / 1000
+        inflight: asyncio.Task[bool] | None = None
+        ahead: dict[int, str] = {}  # where the next read starts: the end of the batch in flight
+        while not stop.is_set():
+            try:
+                start = await self._positions(sorted(self.owned))
+                start.update({s: ahead[s] for s in start if s in ahead})
+                read = await self.read(start)
+                if inflight is not None:
+                    task, inflight = inflight, None
+                    if not await task:
+                        read = None  # refused as a replay: the read-ahead is stale too
+                        ahead.clear()
+                if read is None:
+                    ahead.clear()
+                    if until_idle:
+                        break
+                    await _wait(stop, idle)
+                    continue
+                ahead = dict(read.end)
+                inflight = asyncio.create_task(self.commit(read))
+            except Exception:
+                # PostgreSQL or Redis went away, or a bug: the events stay in Redis. Re-read the
+                # watermarks afterwards, since a commit interrupted mid-flight may or may not have landed.
+                if inflight is not None:
+                    await asyncio.gather(inflight, return_exceptions=True)
+                    inflight = None
+                ahead.clear()
+                self.metrics.errors.inc()
+                log.exception("roll-up step failed; retrying in %.1f s", backoff)
+                self.positions.clear()
+                await _wait(stop, backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                continue
+            backoff = 0.1
+        if inflight is not None:
+            await asyncio.gather(inflight, return_exceptions=True)
+
+    async def manage(self, stop: asyncio.Event) -> None:
+        """Keep this worker's fair share of shard leases until ``stop`` is set; never raises."""
+        interval = min(1.0, self.settings.lease_ms / 3000)
+        pruned = time.monotonic()
+        while not stop.is_set():
+            try:
+                await self.balance()
+                await self.observe()
+            except Exception:
+                log.exception("shard lease upkeep failed")
+            # One worker (shard 0's owner) forgets old batch ids now and then.
+            if 0 in self.owned and time.monotonic() - pruned > _PRUNE_EVERY:
+                pruned = time.monotonic()
+                try:
+                    async with self.pg.acquire() as conn:
+                        await prune_batches(conn)
+                except Exception as e:
+                    log.warning("pruning applied batch ids failed (retried later): %s", e)
+            await _wait(stop, interval)
+        await self.release_all()
+
+    async def balance(self, *, greedy: bool = False) -> None:
+        """Heartbeat, renew held leases, then take (or give back) shards to reach the fair share."""
+        s, r = self.settings, self.redis
+        now = int(time.time() * 1000)
+        key = lease.workers_key(s.key_prefix)
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {self.token: now})
+            pipe.zremrangebyscore(key, 0, now - s.lease_ms)
+            pipe.zcard(key)
+            live = (await pipe.execute())[2]
+        for shard in sorted(self.owned):
+            if not await lease.renew(r, self._lease(shard), self.token, s.lease_ms):
+                self._drop(shard)
+        target = s.event_shards if greedy else math.ceil(s.event_shards / max(1, live))
+        start = random.randrange(s.event_shards)
+        for i in range(s.event_shards):
+            shard = (start + i) % s.event_shards
+            if len(self.owned) >= target:
+                break
+            if shard not in self.owned and await lease.acquire(r, self._lease(shard), self.token, s.lease_ms):
+                self.owned.add(shard)
+                self.positions.pop(shard, None)
+        while len(self.owned) > target:
+            shard = max(self.owned)
+            self._drop(shard)
+            await lease.release(r, self._lease(shard), self.token)
+        self.metrics.shards_owned.set(len(self.owned))
+
+    def _drop(self, shard: int) -> None:
+        self.owned.discard(shard)
+        self.positions.pop(shard, None)
+
+    async def observe(self) -> None:
+        """Backlog and lag of every shard (the stream head is the oldest unapplied entry)."""
+        n = self.settings.event_shards
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(n):
+                pipe.xlen(self._stream(shard))
+                pipe.xrange(self._stream(shard), count=1)
+            replies = await pipe.execute()
+        now = time.time()
+        for shard in range(n):
+            length, head = replies[2 * shard], replies[2 * shard + 1]
+            self.metrics.backlog.labels(str(shard)).set(length)
+            age = now - int(head[0][0].split(b"-")[0]) / 1000 if head else 0.0
+            self.metrics.lag.labels(str(shard)).set(max(0.0, age))
+
+    async def release_all(self) -> None:
+        """Give every lease back and leave the worker set, so others take over at once."""
+        try:
+            for shard in sorted(self.owned):
+                await lease.release(self.redis, self._lease(shard), self.token)
+            await self.redis.zrem(lease.workers_key(self.settings.key_prefix), self.token)
+        except Exception as e:
+            log.warning("could not release shard leases (they expire on their own): %s", e)
+        self.owned.clear()
+        self.positions.clear()
+
+    async def drain(self) -> int:
+        """Take every free shard and apply until the streams are empty; returns entries consumed."""
+        total = 0
+        await self.balance(greedy=True)
+        try:
+            while consumed := await self.step():
+                total += consumed
+        finally:
+            await self.release_all()
+        return total
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,48 @@
+"""The worker's settings: one frozen object built from the environment and passed down."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from api.devstack import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
+from redirector.cache import KEY_PREFIX
+from redirector.events import DEFAULT_SHARDS
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    key_prefix: str = KEY_PREFIX
+    event_shards: int = DEFAULT_SHARDS  # must match the edge's EVENT_SHARDS
+    rollup_batch: int = 500  # stream entries read per shard step (each holds up to EVENT_BATCH events)
+    rollup_idle_ms: int = 200  # pause of a shard loop that found nothing to do
+    lease_ms: int = 10_000  # a dead worker's shards are taken over after this
+    metrics_port: int = 9100  # Prometheus text on http://0.0.0.0:PORT/metrics; 0 disables
+    heal_interval: float = 1.0  # seconds between checks that the serving cache is still there
+    repair_interval: float = 5.0  # seconds between retries of failed cache writes
+    pg_pool_size: int = 12
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # for the API settings the heal uses
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(
+            database_url=env.get("DATABASE_URL", cls.database_url),
+            redis_url=env.get("REDIS_URL", cls.redis_url),
+            key_prefix=env.get("KEY_PREFIX", KEY_PREFIX),
+            event_shards=int(env.get("EVENT_SHARDS", DEFAULT_SHARDS)),
+            rollup_batch=int(env.get("ROLLUP_BATCH", cls.rollup_batch)),
+            rollup_idle_ms=int(env.get("ROLLUP_IDLE_MS", cls.rollup_idle_ms)),
+            lease_ms=int(env.get("ROLLUP_LEASE_MS", cls.lease_ms)),
+            metrics_port=int(env.get("WORKER_METRICS_PORT", cls.metrics_port)),
+            heal_interval=float(env.get("CACHE_HEAL_INTERVAL", cls.heal_interval)),
+            repair_interval=float(env.get("CACHE_REPAIR_INTERVAL", cls.repair_interval)),
+            pg_pool_size=int(env.get("WORKER_DB_POOL", cls.pg_pool_size)),
+            env=dict(env),
+        )
+
+    @property
+    def queue_name(self) -> str:
+        """arq queue, under the key prefix so separate deployments and test runs never share it."""
+        return f"{self.key_prefix}arq:queue"
