@@ -1,0 +1,216 @@
+"""The redirect edge: short links and bio pages answered from Redis and an in-process cache.
+
+Run it with ``uvicorn redirector.app:main --factory`` (or ``linkedge serve edge``). Connections
+open in the lifespan and reach handlers through the typed lifespan state. The public routes
+are raw ASGI endpoints (:class:`Endpoint`): the redirect is the hot path and skips building
+``Request``/``Response`` objects; the operational routes are ordinary Starlette handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypedDict
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from redirector.cache import invalidation_channel
+from redirector.edge import Edge
+from redirector.hit import Hit
+from redirector.links import password_post, serve_code
+from redirector.pages import block_click, form_post, serve_page
+from redirector.pubsub import Subscriber
+from redirector.resp import REDIS_ERRORS, RespClient, Store
+from redirector.settings import Settings
+from redirector.views import NO_STORE, error_body
+
+RETRY = [(b"retry-after", b"1")]
+RESERVED = frozenset({"/healthz", "/readyz", "/metrics", "/robots.txt", "/favicon.ico"})
+FAST_METHODS = frozenset({"GET", "HEAD"})
+GET_HEAD = ["GET", "HEAD"]
+
+
+class State(TypedDict):
+    settings: Settings
+    edge: Edge
+
+
+Handler = Callable[[Hit, Receive], Awaitable[None]]
+
+
+class Endpoint:
+    """A public route on the raw ASGI interface, with the lifespan state read from the scope.
+
+    Any Redis failure that escapes the handler becomes a 503 with ``Retry-After``.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: State = scope["state"]
+        hit = Hit(state["edge"], scope, send)
+        try:
+            await self.handler(hit, receive)
+        except REDIS_ERRORS:
+            hit.edge.metrics.redis_errors += 1
+            await hit.fail(503, extra=RETRY)
+
+
+class EdgeApp(Starlette):
+    """Starlette with a fast path: ``GET|HEAD /{code}`` goes straight to the code endpoint.
+
+    Starlette's router tries each route's regex in turn, and the catch-all ``/{code}`` must come
+    after the literal ones; measured, that scan and the middleware stack cost more than the rest
+    of a cached redirect. Single-segment paths that are not reserved or ``/@...`` skip both (an
+    exception there reaches the server, which answers 500 as Starlette's error middleware would);
+    every other request goes through Starlette as usual.
+    """
+
+    def __init__(self, *, fast_path: Endpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fast_path = fast_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in FAST_METHODS:
+            path: str = scope["path"]
+            if len(path) > 1 and path[1] != "@" and path.find("/", 1) == -1 and path not in RESERVED:
+                scope["path_params"] = {"code": path[1:]}
+                return await self.fast_path(scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+
+async def code_route(hit: Hit, receive: Receive) -> None:
+    """``/{code}``: a short link, or a bio page when the request is for the bio host."""
+    name: str = hit.scope["path_params"]["code"]
+    method = hit.scope["method"]
+    if hit.edge.is_bio_host(hit.headers.get(b"host", b"")):
+        if method == "POST":
+            return await hit.fail(405, extra=[(b"allow", b"GET, HEAD")])
+        return await serve_page(hit, name)
+    if method == "POST":
+        return await password_post(hit, receive, name)
+    await serve_code(hit, name)
+
+
+async def page_route(hit: Hit, receive: Receive) -> None:
+    await serve_page(hit, hit.scope["path_params"]["handle"])
+
+
+async def block_route(hit: Hit, receive: Receive) -> None:
+    params = hit.scope["path_params"]
+    if not hit.scope["path"].startswith("/@") and not hit.edge.is_bio_host(hit.headers.get(b"host", b"")):
+        return await hit.fail(404)
+    await block_click(hit, params["handle"], params["block_id"])
+
+
+async def form_route(hit: Hit, receive: Receive) -> None:
+    params = hit.scope["path_params"]
+    if not hit.scope["path"].startswith("/@") and not hit.edge.is_bio_host(hit.headers.get(b"host", b"")):
+        return await hit.fail(404)
+    await form_post(hit, receive, params["handle"], params["block_id"])
+
+
+async def healthz(request: Request[State]) -> Response:
+    """The process is up (no dependency is checked)."""
+    return PlainTextResponse("ok", headers={"cache-control": "no-store"})
+
+
+async def readyz(request: Request[State]) -> Response:
+    """Ready when Redis answers PING within a second."""
+    edge = request.state["edge"]
+    try:
+        await asyncio.wait_for(edge.store.execute("PING"), 1.0)
+    except (*REDIS_ERRORS, TimeoutError) as e:
+        return JSONResponse({"status": "unavailable", "redis": str(e) or type(e).__name__}, 503)
+    return JSONResponse({"status": "ready"}, headers={"cache-control": "no-store"})
+
+
+async def metrics(request: Request[State]) -> Response:
+    body = request.state["edge"].metrics.render()
+    return Response(body, headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def robots(request: Request[State]) -> Response:
+    return PlainTextResponse("User-agent: *\nDisallow:\n")
+
+
+async def favicon(request: Request[State]) -> Response:
+    return Response(status_code=404, headers={"cache-control": "public, max-age=86400"})
+
+
+async def http_error(request: Request[State], exc: Exception) -> Response:
+    """Router-level 404/405 in the edge's own error format."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    request.state["edge"].metrics.count(status)
+    content_type, body = error_body(status, request.headers.get("accept", "").encode("latin-1"))
+    headers = {"content-type": content_type.decode(), "cache-control": NO_STORE.decode()}
+    if isinstance(exc, HTTPException) and exc.headers:
+        headers.update(exc.headers)  # Allow on a 405
+    return Response(body, status, headers=headers)
+
+
+def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaitable[Store]] | None = None) -> Starlette:
+    """Build the edge for ``settings``; Redis connections open when the lifespan starts.
+
+    ``store_factory`` swaps the hot-path Redis client (anything that fits :class:`~redirector.resp.Store`);
+    the default is the auto-pipelining :class:`~redirector.resp.RespClient`.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        store = await (store_factory or start_resp_client)(settings)
+        edge = Edge(settings, store)
+        subscriber = edge.subscriber = Subscriber(
+            settings.redis_url, invalidation_channel(settings.key_prefix), edge.invalidate, edge.reset
+        )
+        # Subscribe before serving: a record cached before the subscription could go stale unnoticed.
+        await subscriber.start()
+        edge.emitter.start()
+        try:
+            yield {"settings": settings, "edge": edge}
+        finally:
+            await subscriber.aclose()
+            await edge.emitter.aclose()
+            await store.aclose()
+            edge.geo.close()
+
+    code_endpoint = Endpoint(code_route)
+    routes = [
+        Route("/healthz", healthz, methods=GET_HEAD),
+        Route("/readyz", readyz, methods=GET_HEAD),
+        Route("/metrics", metrics, methods=GET_HEAD),
+        Route("/robots.txt", robots, methods=GET_HEAD),
+        Route("/favicon.ico", favicon, methods=GET_HEAD),
+        Route("/@{handle}", Endpoint(page_route), methods=GET_HEAD),
+        Route("/@{handle}/b/{block_id}", Endpoint(block_route), methods=GET_HEAD),
+        Route("/@{handle}/f/{block_id}", Endpoint(form_route), methods=["POST"]),
+        Route("/{code}", code_endpoint, methods=["GET", "HEAD", "POST"]),
+        Route("/{handle}/b/{block_id}", Endpoint(block_route), methods=GET_HEAD),
+        Route("/{handle}/f/{block_id}", Endpoint(form_route), methods=["POST"]),
+    ]
+    handlers = {404: http_error, 405: http_error}
+    return EdgeApp(
+        fast_path=code_endpoint,
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=handlers,
+    )
+
+
+async def start_resp_client(settings: Settings) -> Store:
+    client = RespClient(settings.redis_url)
+    await client.start()
+    return client
+
+
+def main() -> Starlette:
+    """Factory for ``uvicorn redirector.app:main --factory``: settings from the environment."""
+    return create_app(Settings.from_env(os.environ))

@@ -1,0 +1,157 @@
+"""The edge's per-process runtime: Redis client, local caches, event buffer, GeoIP, metrics.
+
+One :class:`Edge` is built in the app's lifespan and reaches handlers through the lifespan
+state. Record lookups go local cache -> Redis GET -> decode, and invalidation messages drop
+keys from the local caches.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from redirector.cache import LinkRecord, PageRecord, RecordError, decode_page, decode_record, link_key, page_key
+from redirector.emitter import Emitter
+from redirector.geo import GeoIP, create_client_ip
+from redirector.local_cache import MISSING, LocalCache
+from redirector.metrics import Metrics
+from redirector.pubsub import Subscriber
+from redirector.resp import Store
+from redirector.settings import Settings
+from redirector.visitor import VisitorHasher
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PAGE_CACHE_MAX = 5_000  # pages carry their HTML; keep their share of memory bounded
+DECODE_MEMO_MAX = 10_000
+
+
+class Edge:
+    """Everything a request needs, built once per process."""
+
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics or Metrics()
+        ttl, negative = settings.local_cache_ttl, settings.negative_cache_ttl
+        self.links: LocalCache[LinkRecord] = LocalCache(
+            settings.local_cache_size, ttl, negative, enabled=settings.local_cache
+        )
+        self.pages: LocalCache[PageRecord] = LocalCache(
+            min(settings.local_cache_size, PAGE_CACHE_MAX), ttl, negative, enabled=settings.local_cache
+        )
+        self.emitter = Emitter(store, settings, self.metrics)
+        self.geo = GeoIP(settings.geoip_db)
+        self.hasher = VisitorHasher(settings.visitor_salt)
+        self.client_ip = create_client_ip(settings.trusted_proxies)
+        self.country_header = settings.country_header.encode("latin-1")
+        self.link_prefix = link_key(settings.key_prefix, "")
+        self.bio_hosts = bio_hosts(settings.bio_base_url, settings.public_base_url)
+        self.subscriber: Subscriber | None = None  # set by the lifespan
+        # Record bytes -> decoded record. Keyed by content, it can never serve a stale record: it
+        # only saves the JSON parse and rule compilation when the local cache is off or missed.
+        self._decoded: dict[bytes, LinkRecord] = {}
+        self._register_gauges()
+
+    async def link(self, code: str) -> LinkRecord | None:
+        """The link record for ``code``, or ``None``; Redis failures raise (the caller answers 503)."""
+        key = self.link_prefix + code
+        hit = self.links.get(key)
+        if hit is not None:
+            return None if hit is MISSING else hit  # type: ignore[return-value]
+        generation = self.links.generation
+        data = await self.store.get(key)
+        record: LinkRecord | None = None
+        if data is not None:
+            record = self._decoded.get(data)
+            if record is None:
+                try:
+                    record = decode_record(data)
+                except RecordError as e:
+                    self.metrics.record_errors += 1
+                    log.error("undecodable link record %s: %s", key, e)
+                else:
+                    self._remember(data, record)
+        self.links.put(key, MISSING if record is None else record, generation)
+        return record
+
+    def _remember(self, data: bytes, record: LinkRecord) -> None:
+        """Decoding is pure, so the same bytes from Redis need not be parsed twice (cache off)."""
+        decoded = self._decoded
+        decoded[data] = record
+        if len(decoded) > DECODE_MEMO_MAX:
+            del decoded[next(iter(decoded))]
+
+    async def page(self, handle: str) -> PageRecord | None:
+        key = page_key(self.settings.key_prefix, handle)
+        hit = self.pages.get(key)
+        if hit is not None:
+            return None if hit is MISSING else hit  # type: ignore[return-value]
+        generation = self.pages.generation
+        data = await self.store.get(key)
+        record: PageRecord | None = None
+        if data is not None:
+            try:
+                record = decode_page(data)
+            except RecordError as e:
+                self.metrics.record_errors += 1
+                log.error("undecodable page record %s: %s", key, e)
+        self.pages.put(key, MISSING if record is None else record, generation)
+        return record
+
+    def invalidate(self, payload: bytes) -> None:
+        """An invalidation message: the Redis key that changed, or ``*`` for everything."""
+        self.metrics.invalidations += 1
+        key = payload.decode("utf-8", "replace")
+        if key == "*":
+            self.reset()
+            return
+        self.links.invalidate(key)
+        self.pages.invalidate(key)
+
+    def reset(self) -> None:
+        """Forget every cached record (the subscription (re)started: messages may have been missed)."""
+        self.links.clear()
+        self.pages.clear()
+
+    def is_bio_host(self, host: bytes) -> bool:
+        if self.bio_hosts is None:
+            return False
+        netloc, any_port = self.bio_hosts
+        host = host.lower()
+        return host == netloc or (bool(any_port) and host.rpartition(b":")[0] == any_port)
+
+    def _register_gauges(self) -> None:
+        m = self.metrics
+        m.gauges["linkedge_edge_events_buffered"] = ("Events waiting to be flushed.", lambda: self.emitter.pending)
+        m.gauges["linkedge_edge_invalidation_subscribed"] = (
+            "1 while the invalidation subscription is up.",
+            lambda: float(self.subscriber is not None and self.subscriber.subscribed.is_set()),
+        )
+        m.gauges["linkedge_edge_local_cache_entries"] = ("Records in the local cache.", lambda: len(self.links))
+        m.counters["linkedge_edge_local_cache_hits_total"] = ("Local cache hits.", lambda: self.links.hits)
+        m.counters["linkedge_edge_local_cache_misses_total"] = ("Local cache misses.", lambda: self.links.misses)
+        m.counters["linkedge_edge_page_cache_hits_total"] = ("Local page cache hits.", lambda: self.pages.hits)
+        m.counters["linkedge_edge_page_cache_misses_total"] = ("Local page cache misses.", lambda: self.pages.misses)
+        m.counters["linkedge_edge_redis_client_errors_total"] = (
+            "Redis connection failures and timeouts.",
+            lambda: float(getattr(self.store, "errors", 0)),
+        )
+
+
+def bio_hosts(bio_base_url: str, public_base_url: str) -> tuple[bytes, bytes] | None:
+    """``(netloc, hostname-on-any-port)`` on which ``/{handle}`` is a bio page rather than a short code.
+
+    Without an explicit port the bio host matches on any port, unless the short-link host has the
+    same name (then only the exact netloc does). When both URLs share a netloc, only ``/@{handle}``
+    serves pages, so short codes keep working.
+    """
+    if not bio_base_url:
+        return None
+    bio, public = urlsplit(bio_base_url), urlsplit(public_base_url)
+    if not bio.hostname or bio.netloc.lower() == public.netloc.lower():
+        return None
+    any_port = bio.hostname if bio.port is None and bio.hostname != public.hostname else ""
+    return bio.netloc.lower().encode("idna"), any_port.encode("idna")

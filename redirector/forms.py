@@ -1,0 +1,98 @@
+"""Form posts on the edge: bounded body reading, rate limits in Redis, password checks.
+
+The edge takes two kinds of POST: the password form of a protected link and bio form blocks.
+Neither needs ``python-multipart``: both are small ``application/x-www-form-urlencoded`` bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+from urllib.parse import parse_qsl
+
+from starlette.types import Receive
+
+from redirector.edge import Edge
+from redirector.resp import REDIS_ERRORS
+
+MAX_FORM_BYTES = 8 * 1024
+MAX_FORM_FIELDS = 50
+MAX_PBKDF2_ITERATIONS = 5_000_000  # a corrupt record must not pin a CPU for minutes
+EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}$")
+
+
+class FormTooLarge(Exception):
+    """The body exceeded the size limit or the number of fields."""
+
+
+async def read_form(receive: Receive, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """Read and parse an urlencoded body; raises :class:`FormTooLarge` past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        body = message.get("body", b"")
+        size += len(body)
+        if size > limit:
+            raise FormTooLarge
+        chunks.append(body)
+        if not message.get("more_body", False):
+            break
+    text = b"".join(chunks).decode("utf-8", "replace")
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError as e:  # more fields than allowed
+        raise FormTooLarge from e
+
+
+async def rate_limited(edge: Edge, key: str, limit: int, window: int = 60) -> bool:
+    """Fixed-window counter: true once ``key`` was hit more than ``limit`` times in ``window`` s.
+
+    SET NX EX and INCR are issued in the same tick, so the pipelining client sends them in one
+    round trip. When Redis is down the limiter lets the request through.
+    """
+    store = edge.store
+    try:
+        _, count = await asyncio.gather(
+            store.execute("SET", key, "0", "EX", window, "NX"),
+            store.execute("INCR", key),
+        )
+    except REDIS_ERRORS:
+        edge.metrics.redis_errors += 1
+        return False
+    return int(count) > limit
+
+
+def hash_password(password: str, iterations: int = 260_000, salt: bytes | None = None) -> str:
+    """The stored format the API writes: ``pbkdf2_sha256$<iterations>$<salt_hex>$<hash_hex>``."""
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
+
+
+def check_password(stored: str, password: str) -> bool:
+    """Constant-time check against ``pbkdf2_sha256$<iterations>$<salt_hex>$<hash_hex>``."""
+    try:
+        algorithm, iterations_text, salt_hex, hash_hex = stored.split("$")
+        iterations = int(iterations_text)
+        salt, expected = bytes.fromhex(salt_hex), bytes.fromhex(hash_hex)
+    except ValueError:
+        return False
+    if algorithm != "pbkdf2_sha256" or not 1 <= iterations <= MAX_PBKDF2_ITERATIONS or not expected:
+        return False
+    actual = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8", "replace"), salt, iterations, len(expected))
+    return hmac.compare_digest(actual, expected)
+
+
+async def verify_password(stored: str, password: str) -> bool:
+    """:func:`check_password` in a worker thread: PBKDF2 is deliberately slow."""
+    return await asyncio.to_thread(check_password, stored, password)
+
+
+def valid_email(value: str) -> bool:
+    return len(value) <= 254 and EMAIL.match(value) is not None

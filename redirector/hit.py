@@ -1,0 +1,195 @@
+"""One request's facts, derived from the ASGI scope once and only as far as they are needed.
+
+The headers are turned into a dict in one C-level call; the User-Agent, client IP, country,
+visitor hash and referrer are computed on first use and kept for the rest of the request, so
+rules, the event line and the split cookie share them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from urllib.parse import parse_qsl
+
+from starlette.types import Scope, Send
+
+from redirector.edge import Edge
+from redirector.events import EVENT_VERSION
+from redirector.geo import clean_country
+from redirector.rules import Facts, IPAddress, parse_accept_language, referrer_host
+from redirector.ua import Agent, parse_agent
+from redirector.views import send_error, send_response
+
+_CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+
+# Visitors repeat their Accept-Language and IP across clicks: parse each once.
+@lru_cache(maxsize=4096)
+def _languages(header: str) -> frozenset[str]:
+    return parse_accept_language(header[:512])
+
+
+@lru_cache(maxsize=16384)
+def _address(ip: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(ip) if ip else None
+    except ValueError:
+        return None
+
+
+class Hit:
+    """Lazily derived facts about one request."""
+
+    __slots__ = (
+        "edge",
+        "scope",
+        "send",
+        "headers",
+        "now",
+        "_agent",
+        "_ip",
+        "_country",
+        "_visitor",
+        "_referrer",
+        "_query",
+    )
+
+    def __init__(self, edge: Edge, scope: Scope, send: Send) -> None:
+        self.edge = edge
+        self.scope = scope
+        self.send = send
+        # ASGI header names are lower-case bytes; a repeated header keeps its last value.
+        self.headers: dict[bytes, bytes] = dict(scope["headers"])
+        self.now = time.time()
+        self._agent: Agent | None = None
+        self._ip: str | None = None
+        self._country: str | None = None
+        self._visitor: str | None = None
+        self._referrer: str | None = None
+        self._query: dict[str, str] | None = None
+
+    async def respond(self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        """Send the response and count it."""
+        self.edge.metrics.count(status)
+        await send_response(self.send, status, headers, body)
+
+    async def fail(
+        self,
+        status: int,
+        message: str | None = None,
+        extra: Sequence[tuple[bytes, bytes]] = (),
+        title: str | None = None,
+    ) -> None:
+        """An error page (HTML, or JSON for ``Accept: application/json``), counted."""
+        self.edge.metrics.count(status)
+        await send_error(self.send, status, self.accept, message, extra, title)
+
+    def header(self, name: bytes) -> str:
+        return self.headers.get(name, b"").decode("latin-1")
+
+    @property
+    def accept(self) -> bytes:
+        return self.headers.get(b"accept", b"")
+
+    @property
+    def prefetch(self) -> bool:
+        """Speculative loads (``Sec-Purpose: prefetch``, ``Purpose: prefetch``, ``X-Moz: prefetch``)."""
+        h = self.headers
+        return (
+            b"prefetch" in h.get(b"sec-purpose", b"")
+            or b"prefetch" in h.get(b"purpose", b"")
+            or (b"prefetch" in h.get(b"x-moz", b""))
+        )
+
+    @property
+    def agent(self) -> Agent:
+        if self._agent is None:
+            self._agent = parse_agent(self.header(b"user-agent"))
+        return self._agent
+
+    @property
+    def ip(self) -> str:
+        if self._ip is None:
+            client = self.scope.get("client")
+            peer = client[0] if client else ""
+            self._ip = self.edge.client_ip(peer, self.header(b"x-forwarded-for"))
+        return self._ip
+
+    @property
+    def country(self) -> str:
+        if self._country is None:
+            edge = self.edge
+            value = self.headers.get(edge.country_header) if edge.country_header else None
+            country = clean_country(value.decode("latin-1")) if value else ""
+            self._country = country or edge.geo.country(self.ip)
+        return self._country
+
+    @property
+    def visitor(self) -> str:
+        if self._visitor is None:
+            self._visitor = self.edge.hasher(self.ip, self.header(b"user-agent")[:512], self.now)
+        return self._visitor
+
+    @property
+    def referrer(self) -> str:
+        if self._referrer is None:
+            referer = self.headers.get(b"referer")
+            self._referrer = (referrer_host(referer.decode("latin-1")) or "") if referer else ""
+        return self._referrer
+
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            qs = self.scope.get("query_string", b"")
+            self._query = dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)) if qs else {}
+        return self._query
+
+    @property
+    def source(self) -> str:
+        qs = self.scope.get("query_string", b"")
+        return "qr" if qs and b"qr=1" in qs and self.query.get("qr") == "1" else "direct"
+
+    def facts(self, bucket: int) -> Facts:
+        """Rule facts; built only for links that have rules."""
+        agent = self.agent
+        return Facts(
+            country=self.country or None,
+            devices=agent.devices,
+            browser=agent.browser or None,
+            languages=_languages(self.header(b"accept-language")),
+            query=self.query,
+            ip=_address(self.ip),
+            referrer_host=self.referrer or None,
+            now=self.now,
+            bucket=bucket,
+        )
+
+    def emit(
+        self,
+        kind: str,
+        team_id: str,
+        *,
+        link_id: str = "",
+        page_id: str = "",
+        block_id: str = "",
+        source: str = "",
+        extra: str = "",
+    ) -> None:
+        """Buffer one event line, byte for byte what :func:`redirector.events.encode_event` makes.
+
+        Built with one f-string: the derived fields come from closed vocabularies, hex digests,
+        cleaned country codes and parsed host names, so only the ids and ``extra`` can hold a
+        separator and need cleaning. ``test_event_lines_match_the_contract_encoder`` holds the two equal.
+        """
+        agent = self.agent
+        ids = f"{team_id}\t{link_id}\t{page_id}\t{block_id}"
+        if ids.count("\t") != 3 or "\n" in ids or "\r" in ids:
+            ids = "\t".join(v.translate(_CLEAN) for v in (team_id, link_id, page_id, block_id))
+        line = (
+            f"{EVENT_VERSION}\t{kind}\t{int(self.now * 1000)}\t{ids}\t{self.country}\t{agent.tsv}\t"
+            f"{self.referrer}\t{self.visitor}\t{'1' if agent.bot else '0'}\t{source or self.source}\t"
+            f"{extra.translate(_CLEAN) if extra else ''}"
+        )
+        self.edge.emitter.emit(line)

@@ -1,0 +1,128 @@
+"""The invalidation subscriber: drops changed keys from the in-process cache.
+
+Every API write publishes the Redis key it changed on ``invalidation_channel(prefix)``. Each
+edge process holds one subscriber connection. Messages published while it was disconnected are
+lost, so every (re)subscription calls ``on_reset`` and the edge clears its whole local cache.
+A silent half-open connection is caught by a PING every ``ping_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from redirector.resp import (
+    RedisAddress,
+    RespConnectionError,
+    RespError,
+    RespProtocol,
+    backoff_delays,
+    open_connection,
+    pack,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Subscriber:
+    """Subscribes to one channel, reconnecting with backoff until closed."""
+
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        on_message: Callable[[bytes], None],
+        on_reset: Callable[[], None],
+        *,
+        timeout: float = 1.0,
+        ping_interval: float = 5.0,
+    ) -> None:
+        self.address = RedisAddress.from_url(url)
+        self.channel = channel.encode()
+        self.on_message = on_message
+        self.on_reset = on_reset
+        self.timeout = timeout
+        self.ping_interval = ping_interval
+        self.subscribed = asyncio.Event()
+        self.resets = 0
+        self._last_data = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._protocol: RespProtocol | None = None
+
+    async def start(self, wait: float = 2.0) -> None:
+        """Start the background loop and wait (bounded) for the first subscription."""
+        self._task = asyncio.create_task(self._run())
+        try:
+            await asyncio.wait_for(self.subscribed.wait(), wait)
+        except TimeoutError:
+            log.warning("invalidation subscriber not connected yet; local cache stays empty until it is")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = backoff_delays()
+        attempt = 0
+        while True:
+            await asyncio.sleep(delay(attempt))
+            lost = asyncio.Event()
+            try:
+                protocol = await open_connection(
+                    self.address,
+                    timeout=self.timeout,
+                    name="linkedge-edge-sub",
+                    on_lost=_setter(lost),
+                )
+            except (RespConnectionError, RespError) as e:
+                attempt += 1
+                if attempt == 1:
+                    log.warning("invalidation subscriber cannot connect: %s", e)
+                continue
+            attempt = 0
+            self._protocol = protocol
+            self._last_data = loop.time()
+            protocol.subscribe_mode(self._on_push)
+            protocol.write(pack("SUBSCRIBE", self.channel))
+            while not lost.is_set():
+                try:
+                    await asyncio.wait_for(lost.wait(), self.ping_interval)
+                except TimeoutError:
+                    if loop.time() - self._last_data > 2 * self.ping_interval + self.timeout:
+                        protocol.abort(RespConnectionError("invalidation subscriber stopped answering"))
+                    else:
+                        protocol.write(pack("PING"))
+            self._protocol = None
+            if self.subscribed.is_set():
+                log.warning("invalidation subscriber disconnected; reconnecting")
+            self.subscribed.clear()
+
+    def _on_push(self, reply: Any) -> None:
+        self._last_data = asyncio.get_running_loop().time()
+        if not isinstance(reply, list) or not reply:
+            return
+        kind = reply[0]
+        if kind == b"message" and len(reply) == 3:
+            self.on_message(reply[2])
+        elif kind == b"subscribe":
+            # Anything published before this point may have been missed.
+            self.resets += 1
+            self.on_reset()
+            self.subscribed.set()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._protocol is not None:
+            self._protocol.close()
+            self._protocol = None
+
+
+def _setter(event: asyncio.Event) -> Callable[[RespProtocol, Exception | None], None]:
+    def on_lost(protocol: RespProtocol, exc: Exception | None) -> None:
+        event.set()
+
+    return on_lost

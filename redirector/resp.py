@@ -1,0 +1,389 @@
+"""A small auto-pipelining Redis client for the edge's hot path.
+
+Every command issued during one event-loop tick is written to the socket in one ``write``
+(scheduled with ``call_soon``), and replies are matched to callers in FIFO order, the way
+RESP pipelining works. Under concurrency that turns N awaits into one syscall each way, which
+is what makes a cache miss cheap; redis-py's asyncio client does a round trip per command.
+
+The client reconnects by itself with backoff; while it is down, commands fail fast with
+:class:`RespConnectionError` instead of queueing, so the edge can answer from its own cache.
+A command that gets no reply within ``timeout`` aborts the connection (a reply that came late
+would be matched to the wrong caller otherwise) and fails everything pending on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+
+log = logging.getLogger(__name__)
+
+Arg = str | bytes | int | float
+
+
+def pack(*args: Arg) -> bytes:
+    """One command in RESP (hiredis's encoder; its stubs mistype the argument tuple)."""
+    packed: bytes = hiredis.pack_command(args)  # type: ignore[arg-type]
+    return packed
+
+
+class RespError(Exception):
+    """An error reply from the server (``-ERR ...``)."""
+
+
+class RespConnectionError(ConnectionError):
+    """No usable connection: refused, lost, or in backoff after a failure."""
+
+
+class RespTimeoutError(TimeoutError):
+    """The server did not answer within the command timeout."""
+
+
+# Everything a Redis call can raise; a caller that must not fail catches exactly these.
+REDIS_ERRORS = (RespError, RespConnectionError, RespTimeoutError, OSError)
+
+
+class Store(Protocol):
+    """What the edge needs from a Redis client; other clients can be wrapped to fit (benchmarks)."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def execute(self, *args: Arg) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None  # unix socket
+    username: str | None = None
+    password: str | None = None
+    db: int = 0
+    tls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisAddress:
+        """``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix:///path?db=N``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}")
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        params = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        if parts.scheme == "unix":
+            return cls(path=parts.path, username=username, password=password, db=int(params.get("db", 0)))
+        db = parts.path.strip("/") or params.get("db", "0")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            username=username,
+            password=password,
+            db=int(db),
+            tls=parts.scheme == "rediss",
+        )
+
+
+class RespProtocol(asyncio.Protocol):
+    """One connection: a write buffer flushed once per tick and a FIFO of reply futures.
+
+    With ``on_push`` set, the connection is a subscriber: every reply goes to the callback.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+        on_lost: Callable[[RespProtocol, Exception | None], None] | None = None,
+        on_push: Callable[[Any], None] | None = None,
+    ) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._on_lost = on_lost
+        self._on_push = on_push
+        self._reader = hiredis.Reader(replyError=RespError)
+        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._deadlines: deque[float] = deque()
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._transport: asyncio.Transport | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._overdue: asyncio.Future[Any] | None = None
+        self._abort_reason: Exception | None = None
+        self.closed = False
+        self.writes = 0  # socket writes, to see the pipelining at work
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        self._watchdog = self._loop.call_later(self._timeout / 4, self._check_deadlines)
+
+    def send(self, payload: bytes) -> asyncio.Future[Any]:
+        """Queue one packed command; the future resolves with its reply."""
+        if self.closed:
+            raise RespConnectionError("connection closed")
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        self._pending.append(fut)
+        self._deadlines.append(self._loop.time() + self._timeout)
+        self.write(payload)
+        return fut
+
+    def subscribe_mode(self, on_push: Callable[[Any], None]) -> None:
+        """From now on every reply goes to ``on_push`` (after SUBSCRIBE, replies are pushes)."""
+        self._on_push = on_push
+
+    def write(self, payload: bytes) -> None:
+        """Queue bytes without expecting a reply (subscriber commands answer through ``on_push``)."""
+        self._out.append(payload)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._transport is None or self.closed:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        self.writes += 1
+        self._transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        while True:
+            try:
+                reply = reader.gets()
+            except hiredis.ProtocolError as e:
+                self.abort(RespConnectionError(f"protocol error: {e}"))
+                return
+            if reply is False:
+                return
+            if self._on_push is not None:
+                self._on_push(reply)
+                continue
+            if not self._pending:
+                self.abort(RespConnectionError("reply without a pending command"))
+                return
+            fut = self._pending.popleft()
+            self._deadlines.popleft()
+            if fut.done():  # the caller was cancelled; the reply still had to be consumed
+                continue
+            if isinstance(reply, RespError):
+                fut.set_exception(reply)
+            else:
+                fut.set_result(reply)
+
+    def _check_deadlines(self) -> None:
+        self._watchdog = None
+        if self.closed:
+            return
+        interval = self._timeout / 4
+        if self._deadlines and self._deadlines[0] < self._loop.time():
+            head = self._pending[0]
+            if head is self._overdue:
+                self.abort(RespTimeoutError(f"no reply from Redis within {self._timeout}s"))
+                return
+            # A blocked event loop looks like a slow server: let it poll the socket once more
+            # before giving up, so a reply already waiting in the kernel buffer still counts.
+            self._overdue = head
+            interval = min(interval, 0.01)
+        self._watchdog = self._loop.call_later(interval, self._check_deadlines)
+
+    def abort(self, reason: Exception) -> None:
+        self._abort_reason = reason
+        if self._transport is not None:
+            self._transport.abort()
+        else:
+            self.connection_lost(reason)
+
+    def detach(self) -> None:
+        """Close without telling the owner (a connection that never became usable)."""
+        self._on_lost = None
+        self.close()
+        if self._transport is None:
+            self.connection_lost(None)
+
+    def close(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._abort_reason = RespConnectionError("client closed")
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        reason = self._abort_reason or RespConnectionError(f"connection lost: {exc or 'closed by server'}")
+        while self._pending:
+            fut = self._pending.popleft()
+            if not fut.done():
+                fut.set_exception(reason)
+        self._deadlines.clear()
+        if self._on_lost is not None:
+            self._on_lost(self, exc)
+
+
+async def open_connection(
+    address: RedisAddress,
+    *,
+    timeout: float,
+    name: str,
+    on_lost: Callable[[RespProtocol, Exception | None], None] | None = None,
+) -> RespProtocol:
+    """Connect, then AUTH / SELECT / CLIENT SETNAME, all bounded by ``timeout``."""
+    loop = asyncio.get_running_loop()
+    protocol = RespProtocol(loop, timeout, on_lost)
+
+    async def connect() -> None:
+        if address.path:
+            await loop.create_unix_connection(lambda: protocol, address.path)
+        else:
+            ctx = ssl.create_default_context() if address.tls else None
+            await loop.create_connection(lambda: protocol, address.host, address.port, ssl=ctx)
+        setup: list[asyncio.Future[Any]] = []
+        if address.password is not None:
+            auth = (address.username, address.password) if address.username else (address.password,)
+            setup.append(protocol.send(pack("AUTH", *auth)))
+        if address.db:
+            setup.append(protocol.send(pack("SELECT", address.db)))
+        setup.append(protocol.send(pack("CLIENT", "SETNAME", name)))
+        results = await asyncio.gather(*setup, return_exceptions=True)
+        for result in results[:-1]:  # SETNAME may be refused by proxies; AUTH and SELECT may not
+            if isinstance(result, BaseException):
+                raise result
+
+    try:
+        await asyncio.wait_for(connect(), timeout)
+    except (OSError, TimeoutError, RespError) as e:
+        protocol.detach()
+        if isinstance(e, RespError):
+            raise
+        raise RespConnectionError(f"cannot connect to Redis at {address.path or address.host}: {e}") from e
+    return protocol
+
+
+def backoff_delays(base: float = 0.05, cap: float = 2.0) -> Callable[[int], float]:
+    """Exponential backoff with full jitter on the upper half, attempt 0 → immediate."""
+
+    def delay(attempt: int) -> float:
+        if attempt == 0:
+            return 0.0
+        ceiling = min(cap, base * 2.0 ** (attempt - 1))
+        return ceiling / 2 + random.random() * ceiling / 2
+
+    return delay
+
+
+class RespClient:
+    """Auto-pipelining client over one connection, reconnecting in the background.
+
+    ``await client.start()`` makes the first attempt; the client is usable (failing fast) even
+    when Redis is down, and comes back by itself.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 1.0, name: str = "linkedge-edge") -> None:
+        self.address = RedisAddress.from_url(url)
+        self.timeout = timeout
+        self.name = name
+        self.errors = 0  # connection failures and timeouts, for /metrics
+        self._protocol: RespProtocol | None = None
+        self._connecting: asyncio.Future[None] | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._delay = backoff_delays()
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        return self._protocol is not None and not self._protocol.closed
+
+    async def start(self) -> None:
+        """Connect now if possible; otherwise keep trying in the background."""
+        self._reconnect()
+        assert self._connecting is not None
+        try:
+            await asyncio.shield(self._connecting)
+        except (RespConnectionError, RespError) as e:
+            log.warning("Redis not reachable yet: %s", e)
+
+    def _reconnect(self) -> None:
+        if self._closed or (self._reconnect_task is not None and not self._reconnect_task.done()):
+            return
+        self._connecting = asyncio.get_running_loop().create_future()
+        self._reconnect_task = asyncio.create_task(self._connect_loop(self._connecting))
+
+    async def _connect_loop(self, done: asyncio.Future[None]) -> None:
+        attempt = 0
+        while not self._closed:
+            await asyncio.sleep(self._delay(attempt))
+            try:
+                self._protocol = await open_connection(
+                    self.address, timeout=self.timeout, name=self.name, on_lost=self._lost
+                )
+            except (RespConnectionError, RespError) as e:
+                self.errors += 1
+                if not done.done():
+                    # Callers waiting on this attempt fail now; the loop keeps trying.
+                    done.set_exception(e)
+                    done.exception()  # retrieved: nobody may be waiting
+                attempt += 1
+                continue
+            if not done.done():
+                done.set_result(None)
+            return
+
+    def _lost(self, protocol: RespProtocol, exc: Exception | None) -> None:
+        if protocol is self._protocol:
+            self._protocol = None
+            if not self._closed:
+                self.errors += 1
+                log.warning("Redis connection lost (%s); reconnecting", exc or "closed")
+                self._reconnect()
+
+    async def execute(self, *args: Arg) -> Any:
+        """Send one command and await its reply; error replies raise :class:`RespError`."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            protocol = await self._wait_connected()
+        return await protocol.send(pack(*args))
+
+    async def get(self, key: str) -> bytes | None:
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            protocol = await self._wait_connected()
+        reply: bytes | None = await protocol.send(pack("GET", key))
+        return reply
+
+    async def _wait_connected(self) -> RespProtocol:
+        if self._closed:
+            raise RespConnectionError("client closed")
+        connecting = self._connecting
+        if connecting is None or connecting.done():
+            # A failed attempt: fail fast while the background loop backs off.
+            raise RespConnectionError("Redis is unreachable")
+        await asyncio.shield(connecting)
+        if self._protocol is None or self._protocol.closed:
+            raise RespConnectionError("Redis connection lost")
+        return self._protocol
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._reconnect_task is not None and not self._reconnect_task.done():
+            self._reconnect_task.cancel()
+            try:
+                await self._reconnect_task
+            except asyncio.CancelledError:
+                pass
+        if self._protocol is not None:
+            self._protocol.close()
+            self._protocol = None
