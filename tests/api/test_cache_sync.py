@@ -1,0 +1,121 @@
+"""Write-through, repair and rebuild of the serving cache against the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from api import cache_sync
+from api.db import create_pool
+from api.settings import Settings
+from redirector.cache import clicks_key, decode_record, invalidation_channel, link_key, page_key, ready_key
+
+
+@pytest.fixture
+async def ctx(env: dict[str, str]):
+    settings = Settings.from_env(env)
+    pool = await create_pool(settings.database_url)
+    redis = Redis.from_url(settings.redis_url)
+    team = uuid.uuid4()
+    await pool.execute("INSERT INTO teams (id, name) VALUES ($1, 'acme')", team)
+    try:
+        yield settings, pool, redis, team
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+async def add_link(pool, team, code: str, url: str = "https://example.com/") -> uuid.UUID:
+    link_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO links (id, team_id, code, url, destination) VALUES ($1, $2, $3, $4, $4)", link_id, team, code, url
+    )
+    return link_id
+
+
+async def test_sync_writes_record_and_publishes_key(ctx) -> None:
+    settings, pool, redis, team = ctx
+    link_id = await add_link(pool, team, "abc")
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(invalidation_channel(settings.key_prefix))
+    await pubsub.get_message(timeout=1)  # subscribe confirmation
+
+    assert await cache_sync.sync_link(pool, redis, settings, "abc")
+
+    record = decode_record(await redis.get(link_key(settings.key_prefix, "abc")))
+    assert (record.id, record.url, record.status) == (str(link_id), "https://example.com/", 302)
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+    assert message is not None and message["data"] == link_key(settings.key_prefix, "abc").encode()
+    await pubsub.aclose()
+
+
+async def test_sync_of_deleted_link_removes_record(ctx) -> None:
+    settings, pool, redis, team = ctx
+    await add_link(pool, team, "gone")
+    await cache_sync.sync_link(pool, redis, settings, "gone")
+    await pool.execute("DELETE FROM links WHERE code = 'gone'")
+    await cache_sync.sync_link(pool, redis, settings, "gone")
+    assert await redis.exists(link_key(settings.key_prefix, "gone")) == 0
+
+
+async def test_failed_cache_write_is_queued_then_repaired(ctx) -> None:
+    settings, pool, redis, team = ctx
+    await add_link(pool, team, "later")
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    try:
+        assert not await cache_sync.sync_link(pool, dead, settings, "later")
+    finally:
+        await dead.aclose()
+    assert await pool.fetchval("SELECT count(*) FROM cache_repairs WHERE kind = 'link' AND ref = 'later'") == 1
+    assert await redis.exists(link_key(settings.key_prefix, "later")) == 0
+
+    assert await cache_sync.repair_pending(pool, redis, settings) == 1
+    assert await redis.exists(link_key(settings.key_prefix, "later")) == 1
+    assert await pool.fetchval("SELECT count(*) FROM cache_repairs") == 0
+
+
+async def test_rebuild_rewrites_everything_and_sweeps_stale(ctx) -> None:
+    settings, pool, redis, team = ctx
+    for i in range(1203):
+        await add_link(pool, team, f"c{i}", f"https://example.com/{i}")
+    await redis.set(link_key(settings.key_prefix, "stale"), b"L1{}")
+    seen: list[tuple[int, int]] = []
+
+    written = await cache_sync.rebuild_all(pool, redis, settings, progress=lambda d, t: seen.append((d, t)))
+
+    assert written == 1203
+    assert seen[0] == (0, 1203) and seen[-1] == (1203, 1203)
+    record = decode_record(await redis.get(link_key(settings.key_prefix, "c1202")))
+    assert record.url == "https://example.com/1202"
+    assert await redis.exists(link_key(settings.key_prefix, "stale")) == 0
+    assert await redis.get(ready_key(settings.key_prefix)) == b"1"
+
+
+async def test_heal_rebuild_never_overwrites_a_fresher_record(ctx) -> None:
+    settings, pool, redis, team = ctx
+    await add_link(pool, team, "fresh", "https://old.example/")
+    await redis.set(link_key(settings.key_prefix, "fresh"), b"newer")
+    await cache_sync.rebuild_all(pool, redis, settings, only_missing=True)
+    assert await redis.get(link_key(settings.key_prefix, "fresh")) == b"newer"
+
+
+async def test_rebuild_restores_lost_click_limits_without_lowering_live_ones(ctx) -> None:
+    settings, pool, redis, team = ctx
+    lost = await add_link(pool, team, "capped")
+    live = await add_link(pool, team, "busy")
+    await pool.execute("UPDATE links SET max_clicks = 10, scan_count = 7 WHERE id = ANY($1::uuid[])", [lost, live])
+    await redis.set(clicks_key(settings.key_prefix, str(live)), 9)  # the edge is ahead of the roll-up
+
+    await cache_sync.rebuild_all(pool, redis, settings, only_missing=True)
+
+    assert await redis.get(clicks_key(settings.key_prefix, str(lost))) == b"7"
+    assert await redis.get(clicks_key(settings.key_prefix, str(live))) == b"9"
+
+
+async def test_full_rebuild_drops_pages_that_no_longer_serve(ctx) -> None:
+    settings, pool, redis, team = ctx
+    await redis.set(page_key(settings.key_prefix, "ghost"), b"P1{}\n<p>old</p>")
+    await cache_sync.rebuild_all(pool, redis, settings)
+    assert await redis.exists(page_key(settings.key_prefix, "ghost")) == 0

@@ -1,0 +1,282 @@
+"""Helpers for the edge tests: records written straight into Redis, events read back from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+from starlette.testclient import TestClient
+
+from redirector.app import create_app
+from redirector.cache import (
+    LinkRecord,
+    PageRecord,
+    encode_page,
+    encode_record,
+    invalidation_channel,
+    link_key,
+    page_key,
+)
+from redirector.events import EVENT_FIELD, Event, decode_batch, event_stream_key
+from redirector.rules import parse_rules
+from redirector.settings import Settings
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.0 Mobile/15E148 Safari/604.1"
+)
+IPAD = (
+    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/16.6 Mobile/15E148 Safari/604.1"
+)
+ANDROID = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Mobile Safari/537.36"
+)
+ANDROID_TABLET = (
+    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"
+)
+MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Safari/605.1.15"
+)
+LINUX_FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+CHROMEOS = (
+    "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+SLACKBOT = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+CURL = "curl/8.5.0"
+BROWSER = {"user-agent": WINDOWS}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_for(env: Mapping[str, str], **overrides: Any) -> Settings:
+    """Settings of an edge under test; keyword overrides win over the environment."""
+    return dataclasses.replace(Settings.from_env(env), **overrides)
+
+
+@contextmanager
+def edge_client(settings: Settings, **kwargs: Any) -> Iterator[TestClient]:
+    """A TestClient that does not follow redirects; leaving it runs the shutdown (final flush)."""
+    with TestClient(create_app(settings), follow_redirects=False, **kwargs) as client:
+        yield client
+
+
+def redis_client(env: Mapping[str, str]) -> redis.Redis:
+    return redis.Redis.from_url(env["REDIS_URL"])
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def put_link(
+    r: redis.Redis, prefix: str, code: str, url: str = "https://example.com/", rules: Any = None, **fields: Any
+) -> LinkRecord:
+    """Write a link record the way the API does (rules normalised by parse_rules) and announce it."""
+    raw_rules = tuple(parse_rules(rules)) if rules is not None else ()
+    record = LinkRecord(
+        id=fields.pop("id", new_id()),
+        team_id=fields.pop("team_id", "team-1"),
+        code=code,
+        url=url,
+        raw_rules=raw_rules,
+        **fields,
+    )
+    key = link_key(prefix, code)
+    r.set(key, encode_record(record))
+    r.publish(invalidation_channel(prefix), key)
+    return record
+
+
+def put_page(r: redis.Redis, prefix: str, handle: str, html: bytes = b"", **fields: Any) -> PageRecord:
+    record = PageRecord(
+        id=fields.pop("id", new_id()),
+        team_id=fields.pop("team_id", "team-1"),
+        handle=handle,
+        etag=fields.pop("etag", "v1-" + handle),
+        html=html
+        or f"<!doctype html><html><head><title>{handle}</title></head><body><h1>{handle}</h1></body></html>".encode(),
+        **fields,
+    )
+    key = page_key(prefix, handle)
+    r.set(key, encode_page(record))
+    r.publish(invalidation_channel(prefix), key)
+    return record
+
+
+def delete_key(r: redis.Redis, prefix: str, key: str) -> None:
+    r.delete(key)
+    r.publish(invalidation_channel(prefix), key)
+
+
+def read_events(r: redis.Redis, prefix: str, shards: int = 8) -> list[Event]:
+    """Every event in every shard stream, in time order."""
+    events: list[Event] = []
+    for shard in range(shards):
+        for _id, fields in r.xrange(event_stream_key(prefix, shard)):
+            for event in decode_batch(fields[EVENT_FIELD]):
+                assert event is not None, "the edge wrote an event line that does not decode"
+                events.append(event)
+    return sorted(events, key=lambda e: e.ts_ms)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def private_redis(*args: str, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A throwaway redis-server of this test's own on loopback (so it may be stopped or flushed)."""
+    port = port or free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                tmp,
+                *args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port)
+            yield f"redis://127.0.0.1:{port}/0", proc
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds passed; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return predicate()
+        time.sleep(0.01)
+    return True
+
+
+def scrape(text: str) -> dict[str, float]:
+    """Prometheus samples without the ``pid`` label: ``{'name{label="v"}': value, 'name': value}``."""
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        name = re.sub(r'pid="\d+",?', "", name).replace("{}", "")
+        samples[name] = float(value)
+    return samples
+
+
+# A minimal MaxMind DB (mmdb) writer, IPv4 only, so GeoIP is tested on a real file without the
+# 8 MB download. Format: a binary search tree of 24-bit records, 16 zero bytes, the data section,
+# then b"\xab\xcd\xefMaxMind.com" and the metadata map (MaxMind DB File Format Specification 2.0).
+def _control(kind: int, size: int) -> bytes:
+    first = (kind << 5) if kind <= 7 else 0
+    extra = b""
+    if size < 29:
+        first |= size
+    elif size < 285:
+        first, extra = first | 29, bytes([size - 29])
+    else:
+        first, extra = first | 30, (size - 285).to_bytes(2, "big")
+    return bytes([first]) + (bytes([kind - 7]) if kind > 7 else b"") + extra
+
+
+def _encode(value: Any, kind: int | None = None) -> bytes:
+    if isinstance(value, str):
+        data = value.encode()
+        return _control(2, len(data)) + data
+    if isinstance(value, dict):
+        return _control(7, len(value)) + b"".join(_encode(k) + _encode(v) for k, v in value.items())
+    if isinstance(value, list):
+        return _control(11, len(value)) + b"".join(_encode(v) for v in value)
+    if isinstance(value, tuple):  # (kind, int): unsigned integers of an exact type
+        kind, number = value
+        data = number.to_bytes((number.bit_length() + 7) // 8, "big")
+        return _control(kind, len(data)) + data
+    raise TypeError(value)
+
+
+def write_mmdb(path: Path, networks: Mapping[str, Mapping[str, Any]]) -> None:
+    UINT16, UINT32, UINT64 = 5, 6, 9
+    data, offsets = b"", []
+    for record in networks.values():
+        offsets.append(len(data))
+        data += _encode(dict(record))
+    nodes: list[list[tuple[str, int] | None]] = [[None, None]]
+    for (cidr, _), offset in zip(networks.items(), offsets, strict=True):
+        net = ipaddress.ip_network(cidr)
+        bits, node = int(net.network_address), 0
+        for depth in range(net.prefixlen):
+            bit = (bits >> (31 - depth)) & 1
+            if depth == net.prefixlen - 1:
+                nodes[node][bit] = ("data", offset)
+            else:
+                child = nodes[node][bit]
+                if child is None:
+                    nodes.append([None, None])
+                    child = ("node", len(nodes) - 1)
+                    nodes[node][bit] = child
+                node = child[1]
+    count = len(nodes)
+
+    def record(entry: tuple[str, int] | None) -> int:
+        if entry is None:
+            return count
+        return entry[1] if entry[0] == "node" else count + 16 + entry[1]
+
+    tree = b"".join(record(left).to_bytes(3, "big") + record(right).to_bytes(3, "big") for left, right in nodes)
+    metadata = {
+        "node_count": (UINT32, count),
+        "record_size": (UINT16, 24),
+        "ip_version": (UINT16, 4),
+        "database_type": "test-country",
+        "languages": ["en"],
+        "binary_format_major_version": (UINT16, 2),
+        "binary_format_minor_version": (UINT16, 0),
+        "build_epoch": (UINT64, int(time.time())),
+        "description": {"en": "linkedge test database"},
+    }
+    path.write_bytes(tree + b"\0" * 16 + data + b"\xab\xcd\xefMaxMind.com" + _encode(metadata))

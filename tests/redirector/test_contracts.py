@@ -1,0 +1,85 @@
+"""The shared contracts import only the stdlib, and their wire formats are stable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from redirector.cache import LinkRecord, PageRecord, RecordError, decode_page, decode_record, encode_page, encode_record
+from redirector.events import CLICK, FORM, Event, decode_batch, decode_event, encode_batch, encode_event
+from redirector.rules import parse_rules
+
+
+def test_contracts_do_not_import_the_app() -> None:
+    code = (
+        "import sys, redirector.cache, redirector.events, redirector.rules, redirector.settings;"
+        "bad = [m for m in ('starlette', 'redis', 'uvicorn', 'asyncpg') if m in sys.modules];"
+        "print(','.join(bad)); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, f"contracts imported {result.stdout.strip()}"
+
+
+GOLDEN_V1 = (
+    b'L1{"c":"summer24","e":0,"i":"d47f2e1a-8c3b-4a5d-9e6f-1234567890ab","m":5,'
+    b'"q":1,"r":[{"conditions":{"country":["CA"]},"url":"https://acme.com/ca"}],'
+    b'"s":301,"t":"team-1","u":"https://example.com/","x":1790812799.0}'
+)
+
+
+def test_record_v1_golden_bytes() -> None:
+    rules = parse_rules([{"url": "https://acme.com/ca", "conditions": {"country": ["ca"]}}])
+    record = LinkRecord(
+        id="d47f2e1a-8c3b-4a5d-9e6f-1234567890ab",
+        team_id="team-1",
+        code="summer24",
+        url="https://example.com/",
+        status=301,
+        enabled=False,
+        expires_at=1790812799.0,
+        forward_query=True,
+        max_clicks=5,
+        raw_rules=tuple(rules),
+    )
+    assert encode_record(record) == GOLDEN_V1
+    decoded = decode_record(GOLDEN_V1)
+    assert decoded.status == 301 and not decoded.enabled and decoded.forward_query
+    assert decoded.rules[0].countries == frozenset({"CA"})
+
+
+def test_record_defaults_stay_small() -> None:
+    data = encode_record(LinkRecord(id="i", team_id="t", code="abc", url="https://x.io"))
+    assert data == b'L1{"c":"abc","i":"i","t":"t","u":"https://x.io"}'
+    assert decode_record(data).status == 302
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"L2{}", b"L1not json", b'L1{"i":"x"}', b'L1{"i":"i","t":"t","c":"c","u":"u","r":[{}]}']
+)
+def test_bad_records_raise_record_error(data: bytes) -> None:
+    with pytest.raises(RecordError):
+        decode_record(data)
+
+
+def test_page_record_roundtrip_keeps_html_verbatim() -> None:
+    html = b'<!doctype html><p>"quoted"\n\tline</p>'
+    page = PageRecord(id="p", team_id="t", handle="Acme", etag='"abc"', html=html, blocks={"b1": "https://x.io"})
+    assert decode_page(encode_page(page)) == page
+
+
+def test_event_roundtrip_and_sanitising() -> None:
+    event = Event(kind=CLICK, ts_ms=1, team_id="t", link_id="l", referrer="evil\tcom\nx", bot=True)
+    decoded = decode_event(encode_event(event))
+    assert decoded is not None
+    assert decoded.referrer == "evil com x" and decoded.bot and decoded.link_id == "l"
+
+
+def test_event_batch_is_lenient() -> None:
+    good = encode_event(Event(kind=FORM, ts_ms=5, team_id="t", extra='{"email":"a@b.c"}'))
+    payload = encode_batch([good, "2\tc\t1\tt", "1\tc\tnot-a-number\tt", "1\tc\t7\tt"])
+    events = list(decode_batch(payload))
+    assert events[0] is not None and events[0].extra == '{"email":"a@b.c"}'
+    assert events[1] is None and events[2] is None
+    assert events[3] == Event(kind=CLICK, ts_ms=7, team_id="t")

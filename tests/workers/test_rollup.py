@@ -1,0 +1,154 @@
+"""The roll-up applies every event exactly once, split across every counter."""
+
+from __future__ import annotations
+
+import hashlib
+
+import asyncpg
+from redis.asyncio import Redis
+
+from redirector.events import CLICK, EVENT_FIELD, Event, encode_batch, encode_event, event_stream_key
+from tests.workers.conftest import BASE_MS, Expected, expected, lines, make_world, push, random_events
+from workers.aggregate import Aggregator
+from workers.hll import decode_sketch
+from workers.queries import apply_batch, load_watermarks
+from workers.rollup import Rollup
+from workers.settings import Settings
+
+
+async def assert_tables(pg: asyncpg.Pool, x: Expected) -> None:
+    hourly = {
+        (str(r["subject_id"]), int(r["bucket"].timestamp() * 1000)): r
+        for r in await pg.fetch("SELECT * FROM stats_hourly")
+    }
+    assert {k: [r["clicks"], r["views"], r["bots"]] for k, r in hourly.items()} == dict(x.hourly)
+    for key, row in hourly.items():
+        assert decode_sketch(row["visitors"]).count() == len(x.visitors.get(key, ())), key
+    breakdowns = {
+        (str(r["subject_id"]), int(r["bucket"].timestamp() * 1000), r["dimension"], r["value"]): r["clicks"]
+        for r in await pg.fetch("SELECT * FROM stats_breakdown_hourly")
+    }
+    assert breakdowns == dict(x.breakdowns)
+    totals = {
+        str(r["subject_id"]): [r["clicks"], r["views"], r["bots"]] for r in await pg.fetch("SELECT * FROM stats_totals")
+    }
+    assert totals == dict(x.totals)
+    for r in await pg.fetch("SELECT id, scan_count, last_scan_at FROM links"):
+        link = str(r["id"])
+        assert r["scan_count"] == x.scans.get(link, 0)
+        if link in x.last_scan:
+            assert int(r["last_scan_at"].timestamp() * 1000) == x.last_scan[link]
+    forms = {
+        str(r["page_id"]): r["n"] for r in await pg.fetch("SELECT page_id, count(*) n FROM form_submissions GROUP BY 1")
+    }
+    assert forms == dict(x.forms)
+
+
+async def test_every_event_lands_in_every_counter(settings: Settings, pg: asyncpg.Pool, redis: Redis) -> None:
+    world = await make_world(pg)
+    events = random_events(world, 6000)
+    bad = ["garbage", "2\tc\t1\tx", f"1\tc\t{BASE_MS}\tteam\tnot-a-uuid", f"1\tv\t{BASE_MS}\t{world.teams[0]}"]
+    await push(redis, settings.key_prefix, [*lines(events), *bad])
+
+    rollup = Rollup(settings, pg, redis)
+    consumed = await rollup.drain()
+
+    assert consumed > 0
+    await assert_tables(pg, expected(events))
+    assert rollup.metrics.registry.get_sample_value("linkedge_rollup_bad_lines_total") == len(bad)
+    form = await pg.fetchrow("SELECT data, visitor FROM form_submissions ORDER BY id LIMIT 1")
+    assert form["data"]["email"].endswith("@example.com") and len(form["visitor"]) == 16
+    for shard in range(settings.event_shards):
+        assert await redis.xlen(event_stream_key(settings.key_prefix, shard)) == 0
+
+
+async def test_a_replayed_batch_is_not_applied_twice(settings: Settings, pg: asyncpg.Pool, redis: Redis) -> None:
+    world = await make_world(pg)
+    events = random_events(world, 2000, seed=2)
+    await push(redis, settings.key_prefix, lines(events), shards=1)
+    entries = await redis.xrange(event_stream_key(settings.key_prefix, 0))
+    agg = Aggregator()
+    for _, fields in entries:
+        agg.add_entry(fields[EVENT_FIELD])
+    last = entries[-1][0].decode()
+    async with pg.acquire() as conn:
+        assert await apply_batch(conn, {0: "0-0"}, {0: last}, agg.finish())
+        # The same batch again (a worker that read before the first commit): refused.
+        assert not await apply_batch(conn, {0: "0-0"}, {0: last}, agg.finish())
+        assert await load_watermarks(conn, [0]) == {0: last}
+    # Crash after commit, before the trim: the entries are still in the stream. A fresh worker skips them.
+    assert await redis.xlen(event_stream_key(settings.key_prefix, 0)) == len(entries)
+    await Rollup(settings, pg, redis).drain()
+    await assert_tables(pg, expected(events))
+    assert await redis.xlen(event_stream_key(settings.key_prefix, 0)) == 0
+
+
+async def test_crash_between_commit_and_trim(settings: Settings, pg: asyncpg.Pool, redis: Redis) -> None:
+    class CrashBeforeTrim(Rollup):
+        async def _trim(self, marks: dict[int, str]) -> None:
+            raise SystemExit("killed after commit")
+
+    world = await make_world(pg)
+    events = random_events(world, 1500, seed=3)
+    await push(redis, settings.key_prefix, lines(events))
+    crashing = CrashBeforeTrim(settings, pg, redis)
+    await crashing.balance(greedy=True)
+    try:
+        await crashing.step()
+    except SystemExit:
+        pass
+    await crashing.release_all()
+    await Rollup(settings, pg, redis).drain()
+    await assert_tables(pg, expected(events))
+
+
+async def test_unknown_subjects_and_deleted_links_do_not_block(
+    settings: Settings, pg: asyncpg.Pool, redis: Redis
+) -> None:
+    world = await make_world(pg, n_links=1)
+    link = next(iter(world.links))
+    gone = "00000000-0000-4000-8000-000000000001"  # no links row: counted in stats, no scan_count to bump
+    events = [
+        Event(CLICK, BASE_MS + i, world.teams[0], link_id=link if i % 2 else gone, visitor=f"{i:016x}")
+        for i in range(10)
+    ]
+    await push(redis, settings.key_prefix, lines(events))
+    await Rollup(settings, pg, redis).drain()
+    assert await pg.fetchval("SELECT scan_count FROM links WHERE id = $1", link) == 5
+    assert await pg.fetchval("SELECT clicks FROM stats_totals WHERE subject_id = $1", gone) == 5
+
+
+async def test_visitor_sketch_merges_across_batches(settings: Settings, pg: asyncpg.Pool, redis: Redis) -> None:
+    world = await make_world(pg, n_links=1)
+    link, team = next(iter(world.links.items()))
+    prefix = settings.key_prefix
+    rollup = Rollup(settings, pg, redis)
+    # 3 batches of 1000 visitors, half of each batch seen before: 2000 distinct, past the exact limit.
+    for b in range(3):
+        ids = range(b * 500, b * 500 + 1000)
+        evs = [
+            Event(CLICK, BASE_MS + 1, team, link_id=link, visitor=hashlib.blake2b(b"%d" % v, digest_size=8).hexdigest())
+            for v in ids
+        ]
+        await redis.xadd(event_stream_key(prefix, 0), {EVENT_FIELD: encode_batch(encode_event(e) for e in evs)})
+        await rollup.drain()
+    blob = await pg.fetchval("SELECT visitors FROM stats_hourly WHERE subject_id = $1", link)
+    assert abs(decode_sketch(blob).count() - 2000) <= 2000 * 0.05
+    assert await pg.fetchval("SELECT clicks FROM stats_hourly WHERE subject_id = $1", link) == 3000
+
+
+async def test_a_batch_appended_twice_is_applied_once(settings: Settings, pg: asyncpg.Pool, redis: Redis) -> None:
+    """The edge retries an XADD whose reply was lost: the same batch id lands twice, maybe in two shards."""
+    world = await make_world(pg, n_links=2)
+    events = random_events(world, 300, seed=8)
+    payload = encode_batch(lines(events))
+    stream = [event_stream_key(settings.key_prefix, s) for s in range(settings.event_shards)]
+    await redis.xadd(stream[0], {EVENT_FIELD: payload, b"b": b"edge-1"})
+    await redis.xadd(stream[3], {EVENT_FIELD: payload, b"b": b"edge-1"})
+    rollup = Rollup(settings, pg, redis)
+    await rollup.drain()
+    await redis.xadd(stream[5], {EVENT_FIELD: payload, b"b": b"edge-1"})  # a late copy
+    await rollup.drain()
+    await assert_tables(pg, expected(events))
+    assert rollup.metrics.registry.get_sample_value("linkedge_rollup_duplicate_entries_total") == 2
+    assert await pg.fetchval("SELECT count(*) FROM rollup_batches") == 1

@@ -1,0 +1,115 @@
+"""The arq worker process: burst mode, shard sharing, and the self-healing serving cache."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+from arq import create_pool as create_arq_pool
+from arq.connections import RedisSettings
+from redis.asyncio import Redis
+
+from redirector.cache import decode_record, link_key, ready_key
+from tests.workers.conftest import expected, lines, make_world, push, random_events
+from tests.workers.test_faults import ROOT, free_port, wait_until
+from tests.workers.test_rollup import assert_tables
+from workers.heal import heal_once
+from workers.rollup import Rollup
+from workers.settings import Settings
+from workers.worker import create_worker
+
+
+# arq 0.28's Worker.close() calls redis-py's deprecated close().
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_burst_worker_runs_the_drain_job(settings: Settings, pg: asyncpg.Pool, redis: Redis) -> None:
+    world = await make_world(pg)
+    events = random_events(world, 3000, seed=30)
+    await push(redis, settings.key_prefix, lines(events))
+    arq = await create_arq_pool(RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.queue_name)
+    await arq.enqueue_job("rollup_drain")
+    await arq.aclose()
+
+    worker = create_worker(settings, burst=True, poll_delay=0, handle_signals=False)
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+
+    assert worker.jobs_complete == 1 and worker.jobs_failed == 0
+    await assert_tables(pg, expected(events))
+
+
+async def test_workers_share_the_shards_and_take_over_a_dead_ones(
+    settings: Settings, pg: asyncpg.Pool, redis: Redis
+) -> None:
+    a, b = Rollup(settings, pg, redis), Rollup(settings, pg, redis)
+    await a.balance()
+    await b.balance()
+    await a.balance()  # a now sees two live workers and gives back its extra shards
+    await b.balance()
+    assert len(a.owned) == len(b.owned) == settings.event_shards // 2
+    assert not a.owned & b.owned
+    # a dies without releasing anything: once its heartbeat and leases expire, b holds every shard.
+    await asyncio.sleep(settings.lease_ms / 1000 + 0.2)
+    await b.balance()
+    assert b.owned == set(range(settings.event_shards))
+    await b.release_all()
+
+
+async def test_heal_rebuilds_a_lost_cache(settings: Settings, pg: asyncpg.Pool, redis: Redis) -> None:
+    world = await make_world(pg)
+    prefix = settings.key_prefix
+    assert await heal_once(settings, pg, redis) == len(world.links)
+    assert await heal_once(settings, pg, redis) is None  # ready: nothing to do
+    await redis.delete(*[link_key(prefix, c) for c in world.codes.values()], ready_key(prefix))
+    assert await heal_once(settings, pg, redis) == len(world.links)
+    for link, code in world.codes.items():
+        raw = await redis.get(link_key(prefix, code))
+        assert raw is not None and decode_record(raw).id == link
+
+
+async def test_worker_process_heals_the_cache_after_a_flush(
+    env: dict[str, str], settings: Settings, pg: asyncpg.Pool, redis: Redis, tmp_path: Path
+) -> None:
+    world = await make_world(pg, n_links=20)
+    prefix = settings.key_prefix
+    log = tmp_path / "worker.log"
+    worker_env = {**os.environ, **env, "WORKER_METRICS_PORT": str(free_port()), "CACHE_HEAL_INTERVAL": "0.5"}
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=worker_env, stdout=out, stderr=out)
+    keys = [link_key(prefix, c) for c in world.codes.values()]
+
+    async def all_cached() -> bool:
+        return bool(await redis.exists(ready_key(prefix))) and await redis.exists(*keys) == len(keys)
+
+    try:
+        await wait_until(all_cached, what=f"the first build; log:\n{log.read_text()}")
+        # What FLUSHALL does to this deployment: every key of the prefix is gone.
+        doomed = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+        await redis.delete(*doomed)
+        flushed = time.monotonic()
+        await wait_until(all_cached, timeout=10, what="the cache to come back")
+        assert time.monotonic() - flushed < 10
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+
+
+async def test_worker_schedules_the_purge_of_deleted_pages(env) -> None:
+    """Pages whose delete_page job was lost are purged by a cron job every ten minutes."""
+    from workers.worker import create_worker
+
+    worker = create_worker(Settings.from_env(env), burst=True)
+    try:
+        crons = {job.name: job for job in worker.cron_jobs}
+        assert "cron:purge_deleted_pages" in crons
+        assert crons["cron:purge_deleted_pages"].minute == {0, 10, 20, 30, 40, 50}
+    finally:
+        await worker.close()
