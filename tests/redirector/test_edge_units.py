@@ -145,6 +145,20 @@ def test_visitor_hash_rotates_daily():
     assert 0 <= bucket_of(a) <= 99
 
 
+def test_visitor_memo_is_bounded_and_gives_the_same_hashes(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(VisitorHasher, "MEMO_MAX", 4)
+    memo, fresh = VisitorHasher("salt"), VisitorHasher("salt")
+    day = 1_790_000_000.0
+    for i in range(10):
+        ip = f"203.0.113.{i}"
+        assert memo(ip, "UA", day) == memo(ip, "UA", day + 1)  # the second one from the memo
+        assert len(memo._memo) <= 4
+    # Evicted or not, every hash is what a hasher without a memo computes.
+    assert [memo(f"203.0.113.{i}", "UA", day) for i in range(10)] == [
+        fresh(f"203.0.113.{i}", "UA", day) for i in range(10)
+    ]
+
+
 def test_cookies():
     header = 'a=1; le_ab_x=42; b="q"'
     assert read_cookie(header, "le_ab_x") == "42" and read_cookie(header, "b") == "q"
