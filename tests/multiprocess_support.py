@@ -1,0 +1,197 @@
+"""Helpers for the multi-process test: real ``linkedge serve`` processes, their metrics, clicks.
+
+Every process runs in a session of its own, so one that ignores SIGTERM is killed together with
+what it started (the edge's supervisor spawns its uvicorn worker); nothing here outlives
+:meth:`Processes.stop_all`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.redirector.edge_support import ROOT, scrape
+
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 15.0, detail: Callable[[], str] = str) -> None:
+    """Poll ``predicate`` until true; fail naming ``what`` (and ``detail()``, e.g. a log) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{detail()}")
+        time.sleep(0.02)
+
+
+def metrics(port: int) -> dict[str, float]:
+    """Prometheus samples of a process's ``/metrics`` (``pid`` labels dropped), or {} when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return scrape(response.read().decode())
+    except OSError:
+        return {}
+
+
+def sample_sum(samples: Mapping[str, float], name: str) -> float:
+    """Sum of every sample of one metric family, whatever its labels."""
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+@dataclass
+class Process:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return f"--- {self.name} log ({self.log}) ---\n" + "\n".join(text)
+
+
+@dataclass
+class Processes:
+    """``linkedge serve ...`` processes started by one test, stopped by :meth:`stop_all`."""
+
+    env: Mapping[str, str]
+    logs: Path
+    started: list[Process] = field(default_factory=list)
+
+    def serve(self, what: str, *args: str, name: str, extra: Mapping[str, str] | None = None) -> Process:
+        log = self.logs / f"{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "serve", what, *args],
+                cwd=ROOT,
+                env={**os.environ, **self.env, **(extra or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process = Process(name, proc, log)
+        self.started.append(process)
+        return process
+
+    def logs_text(self) -> str:
+        return "\n".join(p.tail() for p in self.started)
+
+    def stop_all(self) -> None:
+        """SIGTERM each process (a graceful stop), then SIGKILL the whole session of one that lingers."""
+        for p in self.started:
+            if p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGTERM)
+        for p in self.started:
+            try:
+                p.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.proc.pid, signal.SIGKILL)  # not reaped yet, so the id is still its session's
+                p.proc.wait(5)
+
+
+@dataclass(frozen=True)
+class Target:
+    link_id: str
+    code: str
+    url: str
+
+
+class Clicks:
+    """Follows short links on several edges at once from a thread of its own, counting each redirect.
+
+    Only a 302 to the link's URL counts; anything else is kept in ``errors`` (the test must fail).
+    Which link every click follows is drawn from a seeded generator; the edges get as many
+    connections each, so they share the clicks.
+    """
+
+    def __init__(self, ports: list[int], targets: list[Target], *, seed: int, concurrency: int = 8) -> None:
+        self.ports = ports
+        self.targets = targets
+        self.rng = random.Random(seed)
+        self.concurrency = concurrency
+        self.sent: Counter[str] = Counter()  # link id -> clicks redirected
+        self.per_edge: Counter[int] = Counter()
+        self.errors: list[str] = []
+        self.total = 0  # clicks redirected so far (read by other threads while clicking)
+        self._issued = 0
+        self._limit: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run(self, n: int) -> None:
+        """Send exactly ``n`` more clicks, returning when all were answered."""
+        self._limit = self._issued + n
+        asyncio.run(self._drive())
+
+    def start(self) -> None:
+        """Keep clicking in the background until :meth:`stop`."""
+        self._limit = None
+        self._stop.clear()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._drive()), name="clicks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            assert not self._thread.is_alive(), "the click driver did not stop"
+            self._thread = None
+
+    def _next(self) -> Target | None:
+        if self._stop.is_set() or (self._limit is not None and self._issued >= self._limit):
+            return None
+        self._issued += 1
+        return self.rng.choice(self.targets)
+
+    async def _drive(self) -> None:
+        """``concurrency`` keep-alive connections per edge, each sending one request at a time."""
+        await asyncio.gather(*(self._connection(port) for port in self.ports for _ in range(self.concurrency)))
+
+    async def _connection(self, port: int) -> None:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError as e:
+            self.errors.append(f"{port}: cannot connect: {e}")
+            return
+        try:
+            while (target := self._next()) is not None:
+                try:
+                    status, location = await asyncio.wait_for(_get(reader, writer, port, target.code), 10)
+                except (OSError, EOFError, TimeoutError, ValueError) as e:
+                    self.errors.append(f"{port} /{target.code}: {type(e).__name__} {e}")
+                    return
+                if status == 302 and location == target.url:
+                    self.sent[target.link_id] += 1
+                    self.per_edge[port] += 1
+                    self.total += 1
+                else:
+                    self.errors.append(f"{port} /{target.code}: {status} {location}")
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int, code: str) -> tuple[int, str]:
+    """One HTTP/1.1 GET on a kept-alive connection: (status, Location header)."""
+    writer.write(f"GET /{code} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: {BROWSER_UA}\r\n\r\n".encode())
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    status = int(head[0].split(" ", 2)[1])
+    headers = {name.strip().lower(): value.strip() for name, _, value in (h.partition(":") for h in head[1:] if h)}
+    await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers.get("location", "")
