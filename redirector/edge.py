@@ -19,6 +19,7 @@ from redirector.metrics import Metrics
 from redirector.pubsub import Subscriber
 from redirector.resp import Store
 from redirector.settings import Settings
+from redirector.ua import UA_MAX, Agent, parse_agent
 from redirector.visitor import VisitorHasher
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PAGE_CACHE_MAX = 5_000  # pages carry their HTML; keep their share of memory bounded
 DECODE_MEMO_MAX = 10_000
+AGENT_MEMO_MAX = 8_192
 
 
 class Edge:
@@ -53,7 +55,21 @@ class Edge:
         # Record bytes -> decoded record. Keyed by content, it can never serve a stale record: it
         # only saves the JSON parse and rule compilation when the local cache is off or missed.
         self._decoded: dict[bytes, LinkRecord] = {}
+        self._agents: dict[bytes, Agent] = {}
         self._register_gauges()
+
+    def agent(self, user_agent: bytes) -> Agent:
+        """The classified User-Agent header, memoised on its raw bytes (no decode on a hit)."""
+        agent = self._agents.get(user_agent)
+        if agent is None:
+            agent = parse_agent(user_agent.decode("latin-1"))
+            if len(user_agent) > UA_MAX:
+                return agent  # keys stay small: a hostile UA cannot fill memory through the memo
+            agents = self._agents
+            if len(agents) >= AGENT_MEMO_MAX:
+                del agents[next(iter(agents))]  # oldest first; parse_agent has its own LRU behind
+            agents[user_agent] = agent
+        return agent
 
     async def link(self, code: str) -> LinkRecord | None:
         """The link record for ``code``, or ``None``; Redis failures raise (the caller answers 503)."""

@@ -19,7 +19,7 @@ from redirector.edge import Edge
 from redirector.events import EVENT_VERSION
 from redirector.geo import clean_country
 from redirector.rules import Facts, IPAddress, parse_accept_language, referrer_host
-from redirector.ua import Agent, parse_agent
+from redirector.ua import Agent
 from redirector.views import send_error, send_response
 
 _CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
@@ -97,16 +97,14 @@ class Hit:
     def prefetch(self) -> bool:
         """Speculative loads (``Sec-Purpose: prefetch``, ``Purpose: prefetch``, ``X-Moz: prefetch``)."""
         h = self.headers
-        return (
-            b"prefetch" in h.get(b"sec-purpose", b"")
-            or b"prefetch" in h.get(b"purpose", b"")
-            or (b"prefetch" in h.get(b"x-moz", b""))
-        )
+        if b"sec-purpose" not in h and b"purpose" not in h and b"x-moz" not in h:
+            return False  # the usual case, in dict lookups: ``bytes in bytes`` costs 10x more in CPython
+        return any(h.get(name, b"").find(b"prefetch") != -1 for name in (b"sec-purpose", b"purpose", b"x-moz"))
 
     @property
     def agent(self) -> Agent:
         if self._agent is None:
-            self._agent = parse_agent(self.header(b"user-agent"))
+            self._agent = self.edge.agent(self.headers.get(b"user-agent", b""))
         return self._agent
 
     @property
@@ -114,7 +112,8 @@ class Hit:
         if self._ip is None:
             client = self.scope.get("client")
             peer = client[0] if client else ""
-            self._ip = self.edge.client_ip(peer, self.header(b"x-forwarded-for"))
+            forwarded = self.headers.get(b"x-forwarded-for")
+            self._ip = self.edge.client_ip(peer, forwarded.decode("latin-1")) if forwarded else peer
         return self._ip
 
     @property
@@ -129,7 +128,7 @@ class Hit:
     @property
     def visitor(self) -> str:
         if self._visitor is None:
-            self._visitor = self.edge.hasher(self.ip, self.header(b"user-agent")[:512], self.now)
+            self._visitor = self.edge.hasher(self.ip, self.headers.get(b"user-agent", b""), self.now)
         return self._visitor
 
     @property

@@ -17,6 +17,8 @@ SPLIT_COOKIE_MAX_AGE = 90 * 86400
 class VisitorHasher:
     """``hasher(ip, ua, now)`` -> 16 hex chars; the daily key is re-derived when the date changes.
 
+    ``ua`` is the raw User-Agent header (at most 512 bytes are hashed).
+
     A visitor clicks more than once (a bio page view and its block clicks, several links in
     one newsletter), so the day's hashes are memoised per ``(ip, ua)``: a dict lookup instead of
     a keyed BLAKE2b on the hot path. The memo holds hashes only (no IPs leave the process) and
@@ -29,13 +31,14 @@ class VisitorHasher:
         self._salt = salt.encode()
         self._day = -1
         self._base = hashlib.blake2b(digest_size=8)
-        self._memo: dict[tuple[str, str], str] = {}
+        self._memo: dict[tuple[str, bytes], str] = {}
 
     def key_for(self, now: float) -> bytes:
         date = time.strftime("%Y-%m-%d", time.gmtime(int(now // 86400) * 86400)).encode()
         return hashlib.blake2b(self._salt + b"\0" + date, digest_size=32, person=b"linkedge-visitor").digest()
 
-    def __call__(self, ip: str, ua: str, now: float) -> str:
+    def __call__(self, ip: str, ua: bytes, now: float) -> str:
+        ua = ua[:512]
         day = int(now // 86400)
         if day != self._day:
             # Keyed once per day; copying the keyed state skips re-hashing the key block per call.
@@ -46,7 +49,9 @@ class VisitorHasher:
         visitor = memo.get((ip, ua))
         if visitor is None:
             h = self._base.copy()
-            h.update(f"{ip}\0{ua}".encode("utf-8", "replace"))
+            h.update(ip.encode())
+            h.update(b"\0")
+            h.update(ua)
             visitor = h.hexdigest()
             if len(memo) >= self.MEMO_MAX:
                 del memo[next(iter(memo))]  # oldest first

@@ -136,12 +136,12 @@ def test_local_cache_lru_ttl_negative_and_generation(monkeypatch):
 def test_visitor_hash_rotates_daily():
     hasher = VisitorHasher("salt")
     day = 1_790_000_000.0
-    a = hasher("203.0.113.1", "UA", day)
+    a = hasher("203.0.113.1", b"UA", day)
     assert len(a) == 16 and int(a, 16) >= 0
-    assert hasher("203.0.113.1", "UA", day + 60) == a
-    assert hasher("203.0.113.2", "UA", day) != a
-    assert hasher("203.0.113.1", "UA", day + 86400) != a
-    assert VisitorHasher("other")("203.0.113.1", "UA", day) != a
+    assert hasher("203.0.113.1", b"UA", day + 60) == a
+    assert hasher("203.0.113.2", b"UA", day) != a
+    assert hasher("203.0.113.1", b"UA", day + 86400) != a
+    assert VisitorHasher("other")("203.0.113.1", b"UA", day) != a
     assert 0 <= bucket_of(a) <= 99
 
 
@@ -151,11 +151,11 @@ def test_visitor_memo_is_bounded_and_gives_the_same_hashes(monkeypatch: pytest.M
     day = 1_790_000_000.0
     for i in range(10):
         ip = f"203.0.113.{i}"
-        assert memo(ip, "UA", day) == memo(ip, "UA", day + 1)  # the second one from the memo
+        assert memo(ip, b"UA", day) == memo(ip, b"UA", day + 1)  # the second one from the memo
         assert len(memo._memo) <= 4
     # Evicted or not, every hash is what a hasher without a memo computes.
-    assert [memo(f"203.0.113.{i}", "UA", day) for i in range(10)] == [
-        fresh(f"203.0.113.{i}", "UA", day) for i in range(10)
+    assert [memo(f"203.0.113.{i}", b"UA", day) for i in range(10)] == [
+        fresh(f"203.0.113.{i}", b"UA", day) for i in range(10)
     ]
 
 
