@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from redirector.cache import invalidation_channel
+from redirector.cluster import ClusterRespClient, is_cluster_url
 from redirector.edge import Edge
 from redirector.hit import Hit
 from redirector.links import password_post, serve_code
@@ -169,7 +170,12 @@ def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaita
         store = await (store_factory or start_resp_client)(settings)
         edge = Edge(settings, store)
         subscriber = edge.subscriber = Subscriber(
-            settings.redis_url, invalidation_channel(settings.key_prefix), edge.invalidate, edge.reset
+            settings.redis_url,
+            invalidation_channel(settings.key_prefix),
+            edge.invalidate,
+            edge.reset,
+            # In a cluster, subscribe on a current master (any node hears every PUBLISH).
+            addresses=store.known_addresses if isinstance(store, ClusterRespClient) else None,
         )
         # Subscribe before serving: a record cached before the subscription could go stale unnoticed.
         await subscriber.start()
@@ -206,7 +212,12 @@ def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaita
 
 
 async def start_resp_client(settings: Settings) -> Store:
-    client = RespClient(settings.redis_url)
+    """The auto-pipelining client: one connection, or one per master for a ``redis+cluster://`` URL."""
+    client: RespClient | ClusterRespClient
+    if is_cluster_url(settings.redis_url):
+        client = ClusterRespClient(settings.redis_url)
+    else:
+        client = RespClient(settings.redis_url)
     await client.start()
     return client
 

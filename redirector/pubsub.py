@@ -4,15 +4,21 @@ Every API write publishes the Redis key it changed on ``invalidation_channel(pre
 edge process holds one subscriber connection. Messages published while it was disconnected are
 lost, so every (re)subscription calls ``on_reset`` and the edge clears its whole local cache.
 A silent half-open connection is caught by a PING every ``ping_interval`` seconds.
+
+In a Redis Cluster, classic PUBLISH is broadcast to every node over the cluster bus, so one
+subscription on any node hears every write. The subscriber connects to the first candidate node
+(the current masters, from ``addresses``, then the URL's seeds) and moves on to the next one
+after every failed attempt or lost connection, so a dead node is left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from redirector.cluster import cluster_seeds, is_cluster_url
 from redirector.resp import (
     RedisAddress,
     RespConnectionError,
@@ -38,8 +44,12 @@ class Subscriber:
         *,
         timeout: float = 1.0,
         ping_interval: float = 5.0,
+        addresses: Callable[[], Sequence[RedisAddress]] | None = None,
     ) -> None:
-        self.address = RedisAddress.from_url(url)
+        self.seeds = cluster_seeds(url) if is_cluster_url(url) else [RedisAddress.from_url(url)]
+        self.address = self.seeds[0]  # the node of the current (or last) subscription
+        self._discover = addresses
+        self._turn = 0
         self.channel = channel.encode()
         self.on_message = on_message
         self.on_reset = on_reset
@@ -66,6 +76,7 @@ class Subscriber:
         while True:
             await asyncio.sleep(delay(attempt))
             lost = asyncio.Event()
+            self.address = self._candidate()
             try:
                 protocol = await open_connection(
                     self.address,
@@ -75,6 +86,7 @@ class Subscriber:
                 )
             except (RespConnectionError, RespError) as e:
                 attempt += 1
+                self._turn += 1
                 if attempt == 1:
                     log.warning("invalidation subscriber cannot connect: %s", e)
                 continue
@@ -92,9 +104,16 @@ class Subscriber:
                     else:
                         protocol.write(pack("PING"))
             self._protocol = None
+            self._turn += 1
             if self.subscribed.is_set():
                 log.warning("invalidation subscriber disconnected; reconnecting")
             self.subscribed.clear()
+
+    def _candidate(self) -> RedisAddress:
+        """The node to try next: candidates in turn (the only one, for a single Redis)."""
+        found = [*(self._discover() if self._discover is not None else ()), *self.seeds]
+        unique = list({(a.path, a.host, a.port): a for a in found}.values())
+        return unique[self._turn % len(unique)]
 
     def _on_push(self, reply: Any) -> None:
         self._last_data = asyncio.get_running_loop().time()

@@ -9,6 +9,8 @@ The client reconnects by itself with backoff; while it is down, commands fail fa
 :class:`RespConnectionError` instead of queueing, so the edge can answer from its own cache.
 A command that gets no reply within ``timeout`` aborts the connection (a reply that came late
 would be matched to the wrong caller otherwise) and fails everything pending on it.
+
+For a Redis Cluster, :class:`redirector.cluster.ClusterRespClient` holds one of these per master.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class RedisAddress:
         """``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix:///path?db=N``."""
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}")
+            hint = " (a Redis Cluster goes through redirector.cluster)" if parts.scheme.endswith("+cluster") else ""
+            raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}{hint}")
         username = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password is not None else None
         params = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
@@ -292,8 +295,8 @@ class RespClient:
     when Redis is down, and comes back by itself.
     """
 
-    def __init__(self, url: str, *, timeout: float = 1.0, name: str = "linkedge-edge") -> None:
-        self.address = RedisAddress.from_url(url)
+    def __init__(self, url: str | RedisAddress, *, timeout: float = 1.0, name: str = "linkedge-edge") -> None:
+        self.address = RedisAddress.from_url(url) if isinstance(url, str) else url
         self.timeout = timeout
         self.name = name
         self.errors = 0  # connection failures and timeouts, for /metrics
@@ -356,6 +359,22 @@ class RespClient:
         if protocol is None or protocol.closed:
             protocol = await self._wait_connected()
         return await protocol.send(pack(*args))
+
+    async def execute_after(self, first: tuple[Arg, ...], *args: Arg) -> Any:
+        """Send ``first`` then ``args`` back to back on one connection; returns the reply to ``args``.
+
+        For commands that only hold for the next one on the same connection (Redis Cluster's ASKING).
+        """
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            protocol = await self._wait_connected()
+        before = protocol.send(pack(*first))
+        reply = protocol.send(pack(*args))
+        results = await asyncio.gather(before, reply, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results[1]
 
     async def get(self, key: str) -> bytes | None:
         protocol = self._protocol
