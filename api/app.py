@@ -12,8 +12,7 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 import asyncpg
-from arq import create_pool as create_arq_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 from starlette.middleware import Middleware
@@ -25,6 +24,7 @@ from api.db import create_pool
 from api.envelope import BodyLimitMiddleware, RequestIdMiddleware
 from api.errors import install_handlers
 from api.links import routes as link_routes
+from api.redis_conn import connect_redis, create_arq_pool
 from api.settings import Settings
 from api.stats import routes as stats_routes
 
@@ -44,8 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         pg = await create_pool(settings.database_url, min_size=settings.pool_min, max_size=settings.pool_max)
-        redis = Redis.from_url(settings.redis_url)
-        arq = await create_arq_pool(RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.queue_name)
+        redis = connect_redis(settings.redis_url)
+        arq = await create_arq_pool(settings.redis_url, queue_name=settings.queue_name)
         try:
             yield {"pg": pg, "redis": redis, "arq": arq, "settings": settings}
         finally:

@@ -6,20 +6,29 @@ publish the key on the invalidation channel so every edge drops its in-process c
 under the lock makes concurrent writers converge on the latest committed state whatever order they
 finish in. When Redis fails, the key is queued in ``cache_repairs`` and the worker retries it
 (:func:`repair_pending`), so PostgreSQL and Redis never disagree silently.
+
+Everything here works on one Redis and on a Redis Cluster alike (api.redis_conn): single-key
+commands in non-transactional pipelines, SCAN over every master, and PUBLISH outside the pipeline
+in a cluster. The ``ready`` sentinel that tells the worker the cache is whole is one key on one
+Redis and one key per master in a cluster (:func:`ready_keys`), since one master can lose its
+data alone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import cast
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from api.bio import cache as bio_cache
 from api.db import Conn
 from api.records import LINK_RECORD_COLUMNS, encode_link_row
+from api.redis_conn import is_cluster
 from api.settings import Settings
 from redirector.cache import clicks_key, invalidation_channel, link_key, page_key, ready_key
 
@@ -50,13 +59,7 @@ async def _sync(pool: asyncpg.Pool, redis: Redis, settings: Settings, kind: str,
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
             value = await _current(conn, settings, kind, ref)
-            async with redis.pipeline(transaction=False) as pipe:
-                if value is None:
-                    pipe.unlink(key)
-                else:
-                    pipe.set(key, value)
-                pipe.publish(invalidation_channel(settings.key_prefix), key)
-                await pipe.execute()
+            await _apply(redis, invalidation_channel(settings.key_prefix), [(key, value)])
         return True
     except RedisError as e:
         log.warning("cache write of %s failed (%s); queued for repair", key, e)
@@ -140,7 +143,7 @@ async def rebuild_all(
         if not only_missing:
             await _sweep_links(conn, redis, settings)
             await _sweep_keys(redis, settings, page_key(prefix, ""), {key for key, _ in pages})
-    await redis.set(ready_key(prefix), "1")
+    await mark_ready(redis, settings)
     if progress:
         progress(total, total)
     return written
@@ -189,9 +192,70 @@ async def _sweep_keys(redis: Redis, settings: Settings, match_prefix: str, live:
 
 async def _unlink(redis: Redis, channel: str, keys: list[str]) -> None:
     for i in range(0, len(keys), BATCH):
-        chunk = keys[i : i + BATCH]
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.unlink(*chunk)
-            for key in chunk:
+        await _apply(redis, channel, [(key, None) for key in keys[i : i + BATCH]])
+
+
+async def _apply(redis: Redis, channel: str, changes: list[tuple[str, bytes | None]]) -> None:
+    """Write (a value) or delete (None) each key, then announce every key on ``channel``.
+
+    One key per command, so no command spans two cluster slots. A cluster pipeline refuses
+    PUBLISH, so there the announcements follow the pipeline (whichever node gets one broadcasts it).
+    """
+    cluster = is_cluster(redis)
+    async with redis.pipeline(transaction=False) as pipe:
+        for key, value in changes:
+            if value is None:
+                pipe.unlink(key)
+            else:
+                pipe.set(key, value)
+        if not cluster:
+            for key, _ in changes:
                 pipe.publish(channel, key)
-            await pipe.execute()
+        await pipe.execute()
+    if cluster:
+        for key, _ in changes:
+            await redis.execute_command("PUBLISH", channel, key)  # type: ignore[no-untyped-call]
+
+
+async def ready_keys(redis: Redis, settings: Settings) -> list[str]:
+    """The ``ready`` sentinel keys: :func:`redirector.cache.ready_key` on one Redis; in a cluster, one
+    per master, each with a hash tag (``{r<N>}``, the first N that lands there) in a slot that master
+    serves, so a master that comes back empty is noticed even when the others kept their data.
+
+    After a resharding a master may need a new tag: its marker is missing once, which costs one
+    (harmless, ``SET NX``) rebuild.
+    """
+    base = ready_key(settings.key_prefix)
+    if not is_cluster(redis):
+        return [base]
+    cluster = cast(RedisCluster, redis)
+    await cluster.initialize()  # no-op once the slot map is loaded
+    owners = {node.name for node in cluster.get_primaries()}
+    keys: list[str] = []
+    for n in range(64 * 16384):
+        if not owners:
+            break
+        key = f"{base}:{{r{n}}}"
+        node = cluster.get_node_from_key(key)
+        if node is not None and node.name in owners:
+            owners.discard(node.name)
+            keys.append(key)
+    return keys  # masters serving no slot hold no data, so they need no marker
+
+
+async def mark_ready(redis: Redis, settings: Settings) -> None:
+    """Write every ``ready`` sentinel (after a full build)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in await ready_keys(redis, settings):
+            pipe.set(key, "1")
+        await pipe.execute()
+
+
+async def is_ready(redis: Redis, settings: Settings) -> bool:
+    """False when any ``ready`` sentinel is gone: some (or all) of the cache was lost."""
+    keys = await ready_keys(redis, settings)
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.exists(key)
+        found = await pipe.execute()
+    return all(found)

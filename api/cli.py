@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api import stack
@@ -149,9 +148,10 @@ async def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_cache_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from api.cache_sync import rebuild_all
     from api.db import create_pool
+    from api.redis_conn import connect_redis
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url)
     try:
         with progress_bar("rebuilding cache") as progress:
             written = await rebuild_all(pool, redis, settings, progress=progress)

@@ -19,8 +19,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from redis.asyncio import Redis
-
 from api.db import Conn
 from api.settings import Settings
 
@@ -130,9 +128,10 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from api.cli import progress_bar
     from api.db import create_pool
     from api.links.io import import_links
+    from api.redis_conn import connect_redis
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url)
     try:
         async with pool.acquire() as conn:
             team_id = await _team_id(conn, args.team)

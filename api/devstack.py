@@ -43,7 +43,13 @@ def answers(url: str, timeout: float = 0.5) -> bool:
     """True when something accepts TCP connections at the URL's host and port.
 
     A URL without a host (a Unix socket) is taken as given: the client will say if it is wrong.
+    A Redis Cluster URL (``redis+cluster://h1:p1,h2:p2``) answers when any of its seed nodes does.
     """
+    if url.split("://", 1)[0].lower().endswith("+cluster"):
+        from redirector.cluster import cluster_seeds
+
+        hosts = [(f"[{s.host}]" if ":" in s.host else s.host, s.port) for s in cluster_seeds(url)]
+        return any(answers(f"redis://{host}:{port}", timeout) for host, port in hosts)
     parts = urlsplit(url)
     if not parts.hostname:
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from api.redis_conn import arq_queue_name
 from redirector.cache import KEY_PREFIX
 
 
@@ -35,8 +36,11 @@ class Settings:
 
     @property
     def queue_name(self) -> str:
-        """arq queue, under the key prefix so separate deployments and test runs never share it."""
-        return f"{self.key_prefix}arq:queue"
+        """arq queue, under the key prefix so separate deployments and test runs never share it.
+
+        It carries arq's hash tag, like every arq key, so arq works on a Redis Cluster (api.redis_conn).
+        """
+        return arq_queue_name(self.key_prefix)
 
     def bio_url(self, handle: str) -> str:
         """Public URL of a bio page: the bio host when configured, else /@handle on the edge."""

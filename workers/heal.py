@@ -1,7 +1,8 @@
 """Self-healing serving cache: notice that Redis lost it, rebuild it from PostgreSQL.
 
-Every full build ends by writing :func:`redirector.cache.ready_key`. When that key is gone
-(FLUSHALL, a Redis restart without persistence, eviction), one worker (holding a Redis
+Every full build ends by writing the ``ready`` sentinel (:func:`api.cache_sync.ready_keys`: one
+key, or one per master of a Redis Cluster, where a master can lose its data alone). When one is
+gone (FLUSHALL, a Redis restart without persistence, eviction), one worker (holding a Redis
 lock) rebuilds every record with ``SET NX``, so records already rewritten by API calls in
 the meantime are never overwritten, and links serve again as soon as their record is back.
 The same loop retries cache writes that failed after their commit (``cache_repairs``).
@@ -19,7 +20,6 @@ from redis.asyncio import Redis
 
 from api import cache_sync
 from api.settings import Settings as ApiSettings
-from redirector.cache import ready_key
 from workers import lease
 from workers.metrics import Metrics
 from workers.settings import Settings
@@ -40,7 +40,7 @@ def api_settings(settings: Settings) -> ApiSettings:
 
 async def heal_once(settings: Settings, pg: asyncpg.Pool, redis: Redis, metrics: Metrics | None = None) -> int | None:
     """Rebuild the cache if its ready sentinel is missing; returns records written, None if not needed."""
-    if await redis.exists(ready_key(settings.key_prefix)):
+    if await cache_sync.is_ready(redis, api_settings(settings)):
         return None
     key, token = lease.rebuild_lock_key(settings.key_prefix), secrets.token_hex(8)
     lock_ms = max(settings.lease_ms, 5000)

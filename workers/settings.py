@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from api.devstack import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
+from api.redis_conn import arq_queue_name
 from redirector.cache import KEY_PREFIX
 from redirector.events import DEFAULT_SHARDS
 
@@ -44,5 +45,8 @@ class Settings:
 
     @property
     def queue_name(self) -> str:
-        """arq queue, under the key prefix so separate deployments and test runs never share it."""
-        return f"{self.key_prefix}arq:queue"
+        """arq queue, under the key prefix so separate deployments and test runs never share it.
+
+        It carries arq's hash tag, like every arq key, so arq works on a Redis Cluster (api.redis_conn).
+        """
+        return arq_queue_name(self.key_prefix)

@@ -6,6 +6,11 @@ cron job: cron fires at most once a second and each firing costs an enqueue, whi
 polls the streams every ``ROLLUP_IDLE_MS`` (200 ms) when idle and back to back under load.
 A ``burst=True`` worker starts no loops; enqueue ``rollup_drain`` to have it drain the
 streams once (tests, one-off catch-up).
+
+Two Redis clients: arq's pool (``ctx["redis"]``) for the queue, and ``ctx["data_redis"]`` from
+:func:`api.redis_conn.connect_redis` for the streams, leases and cache. On one Redis they reach the
+same server; on a Redis Cluster arq's pool is a plain client on the master of the arq slot
+(:class:`api.redis_conn.ArqPool`) while the data client routes every key to its own master.
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ import logging
 from typing import Any
 
 import asyncpg
-from arq.connections import RedisSettings
 from arq.cron import cron
 from arq.worker import Worker, func
 
 from api.db import create_pool
+from api.redis_conn import ARQ_TAG, connect_redis, create_arq_pool
 from workers.heal import heal_loop
 from workers.jobs import FUNCTIONS, purge_deleted_pages
 from workers.metrics import Metrics
@@ -27,6 +32,7 @@ from workers.rollup import Rollup
 from workers.settings import Settings
 
 log = logging.getLogger("linkedge.worker")
+CRON_PURGE = "cron:purge_deleted_pages" + ARQ_TAG
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -36,18 +42,19 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["pg"] = pg = await create_pool(
         settings.database_url, min_size=0, max_size=settings.pg_pool_size, command_timeout=60
     )
+    ctx["data_redis"] = data = connect_redis(settings.redis_url)
     ctx["metrics"] = metrics = Metrics()
     ctx["stop"] = stop = asyncio.Event()
     ctx["tasks"] = []
     if not ctx.get("background", True):
         return
     metrics.serve(settings.metrics_port)
-    rollup = Rollup(settings, pg, ctx["redis"], metrics)
+    rollup = Rollup(settings, pg, data, metrics)
     ctx["rollup"] = rollup
     ctx["tasks"] = [
         asyncio.create_task(rollup.manage(stop), name="rollup-manage"),
         asyncio.create_task(rollup.roll(stop), name="rollup"),
-        asyncio.create_task(heal_loop(settings, pg, ctx["redis"], metrics, stop), name="cache-heal"),
+        asyncio.create_task(heal_loop(settings, pg, data, metrics, stop), name="cache-heal"),
     ]
     log.info("roll-up started: %d shards, prefix %r", settings.event_shards, settings.key_prefix)
 
@@ -59,6 +66,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await asyncio.gather(*ctx["tasks"], return_exceptions=True)
     if "metrics" in ctx:
         ctx["metrics"].close()
+    if "data_redis" in ctx:
+        await ctx["data_redis"].aclose()
     pg: asyncpg.Pool | None = ctx.get("pg")
     if pg is not None:
         await pg.close()
@@ -66,19 +75,33 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def rollup_drain(ctx: dict[str, Any]) -> int:
     """Job: apply every event waiting in the shards no other worker holds; returns entries consumed."""
-    rollup = Rollup(ctx["settings"], ctx["pg"], ctx["redis"], ctx["metrics"])
+    rollup = Rollup(ctx["settings"], ctx["pg"], ctx["data_redis"], ctx["metrics"])
     return await rollup.drain()
+
+
+class LinkedgeWorker(Worker):
+    """arq's worker with its pool from :func:`api.redis_conn.create_arq_pool` (Redis or Cluster)."""
+
+    def __init__(self, *, redis_url: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.redis_url = redis_url
+
+    async def main(self) -> None:
+        if self._pool is None:
+            self._pool = await create_arq_pool(self.redis_url, queue_name=self.queue_name)
+        await super().main()
 
 
 def create_worker(settings: Settings, **kwargs: Any) -> Worker:
     """The worker process; ``kwargs`` go to :class:`arq.worker.Worker` (e.g. ``burst=True``)."""
     background = not kwargs.get("burst", False)
-    return Worker(
+    return LinkedgeWorker(
+        redis_url=settings.redis_url,
         functions=[func(rollup_drain, name="rollup_drain"), *FUNCTIONS],
-        # Catches bio pages whose delete_page job was lost; arq runs each firing once across workers (unique).
-        cron_jobs=[cron(purge_deleted_pages, minute={0, 10, 20, 30, 40, 50})],
+        # Catches bio pages whose delete_page job was lost; arq runs each firing once across workers
+        # (unique). arq builds the firing's job id from the name, so the name carries the arq slot's tag.
+        cron_jobs=[cron(purge_deleted_pages, name=CRON_PURGE, minute={0, 10, 20, 30, 40, 50})],
         queue_name=settings.queue_name,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=startup,
         on_shutdown=shutdown,
         ctx={"settings": settings, "background": background},

@@ -27,6 +27,7 @@ from api.bio.queries import Row
 from api.bio.schemas import BlockIn, LinkItemIn
 from api.db import Conn
 from api.errors import NotFound, PaymentRequired, ValidationFailed
+from api.redis_conn import arq_job_id
 from api.settings import Settings
 
 log = logging.getLogger("linkedge.bio")
@@ -198,7 +199,7 @@ async def delete_page(ctx: Ctx, principal: Principal, page_id: uuid.UUID) -> Non
         raise NotFound("No such bio page.")
     await _sync(ctx, handle, None)
     try:
-        await ctx.arq.enqueue_job("delete_page", str(page_id), _job_id=f"delete_page:{page_id}")
+        await ctx.arq.enqueue_job("delete_page", str(page_id), _job_id=arq_job_id(f"delete_page:{page_id}"))
     except RedisError as e:
         # The page is already invisible; its rows wait for the worker's sweep of deleted pages.
         log.warning("could not queue deletion of bio page %s: %s", page_id, e)

@@ -1,0 +1,243 @@
+"""Every redis-py client of the API, the worker and the CLI comes from here: one Redis or a Cluster.
+
+``REDIS_URL`` is either a single server (``redis://``, ``rediss://``, ``unix://``) or a Redis
+Cluster given by seed nodes: ``redis+cluster://[user:password@]host:port[,host:port...]``
+(``rediss+cluster://`` for TLS). :func:`connect_redis` returns a ``Redis`` or a ``RedisCluster``.
+The code using it sticks to what both do the same way: single-key commands, EVAL with one key,
+non-transactional pipelines (the cluster client splits them per node), SCAN (the cluster client
+walks every master). A cluster pipeline refuses PUBLISH (and the async cluster client has no
+``publish`` method), so in a cluster it is sent on its own with ``execute_command("PUBLISH", ...)``.
+
+arq knows nothing of clusters: it runs MULTI/EXEC and WATCH over several keys (the queue, the
+job, ``arq:abort``...). Every arq key therefore carries the hash tag :data:`ARQ_TAG`, the name of
+arq's fixed key ``arq:abort`` in braces, so all of them share that key's slot, and the arq pool
+(:class:`ArqPool`) is a plain client pointed at the master that owns the slot. When the slot moves
+(failover, resharding), a ``MOVED`` reply makes the pool look the owner up again and retry; a
+lost connection makes it look up again for the next command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any, cast
+from uuid import uuid4
+
+from arq.connections import ArqRedis, RedisSettings
+from arq.constants import abort_jobs_ss
+from arq.jobs import Job
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from redirector.cluster import cluster_seeds, is_cluster_url
+
+log = logging.getLogger("linkedge.redis")
+
+# arq's one fixed multi-key partner, ``arq:abort``, hashes as a whole; a key tagged with its name
+# lands in the same slot, so every arq transaction stays within one slot.
+ARQ_TAG = "{" + abort_jobs_ss + "}"
+
+__all__ = [
+    "ARQ_TAG",
+    "ArqPool",
+    "arq_job_id",
+    "arq_queue_name",
+    "connect_redis",
+    "create_arq_pool",
+    "is_cluster",
+    "is_cluster_url",
+]
+
+
+def connect_redis(url: str, **kwargs: Any) -> Redis:
+    """A client for ``url``: ``Redis`` for one server, ``RedisCluster`` for ``redis+cluster://``.
+
+    The cluster client is typed as ``Redis`` for the callers' sake: every command they use has the
+    same signature on both. It connects lazily, on its first command.
+    """
+    if not is_cluster_url(url):
+        return cast(Redis, Redis.from_url(url, **kwargs))
+    seeds = cluster_seeds(url)
+    first = seeds[0]
+    cluster = Cluster(
+        startup_nodes=[ClusterNode(s.host, s.port) for s in seeds],
+        username=first.username,
+        password=first.password,
+        ssl=first.tls,
+        **kwargs,
+    )
+    return cast(Redis, cluster)
+
+
+class Cluster(RedisCluster):
+    """``RedisCluster`` whose failures are all ``RedisError``s, as with one Redis.
+
+    redis-py raises ``RedisClusterException`` (not a ``RedisError``) when no node can be reached
+    to (re)load the slot map; every caller here catches ``RedisError`` (fail open, queue a repair),
+    so it is turned into a ``redis.exceptions.ConnectionError``.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except RedisClusterException as e:
+            raise RedisConnectionError(f"Redis Cluster: {e}") from e
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if transaction or shard_hint:
+            return super().pipeline(transaction, shard_hint)  # raises: no transactions in a cluster
+        return _Pipeline(self)  # type: ignore[abstract]  # connection_pool is set at runtime
+
+
+class _Pipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except RedisClusterException as e:
+            raise RedisConnectionError(f"Redis Cluster: {e}") from e
+
+
+def is_cluster(redis: Redis | RedisCluster) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
+def arq_queue_name(key_prefix: str) -> str:
+    """The arq queue: under the key prefix, in the arq slot."""
+    return f"{key_prefix}arq:queue{ARQ_TAG}"
+
+
+def arq_job_id(job_id: str | None = None) -> str:
+    """A job id in the arq slot (a random one when ``job_id`` is None); tagging twice is a no-op."""
+    job_id = job_id or uuid4().hex
+    return job_id if job_id.endswith(ARQ_TAG) else job_id + ARQ_TAG
+
+
+def _redirected(error: ResponseError) -> bool:
+    return str(error).startswith(("MOVED ", "ASK "))
+
+
+async def arq_node(url: str) -> tuple[str, int]:
+    """Host and port of the cluster master that owns the arq slot."""
+    cluster = cast(RedisCluster, connect_redis(url))
+    try:
+        await cluster.initialize()
+        node = cluster.get_node_from_key(abort_jobs_ss)
+        if node is None:
+            raise RedisError(f"no Redis Cluster master owns the slot of {abort_jobs_ss!r}")
+        return node.host, int(node.port)
+    finally:
+        await cluster.aclose()
+
+
+async def arq_redis_settings(url: str) -> RedisSettings:
+    """arq's connection settings: the server itself, or the master owning the arq slot."""
+    if not is_cluster_url(url):
+        return RedisSettings.from_dsn(url)
+    seed = cluster_seeds(url)[0]
+    host, port = await arq_node(url)
+    return RedisSettings(host=host, port=port, username=seed.username, password=seed.password, ssl=seed.tls)
+
+
+class ArqPool(ArqRedis):
+    """arq's pool that tags every job id into the arq slot and follows that slot around a cluster."""
+
+    cluster_url: str | None = None
+
+    async def enqueue_job(
+        self,
+        function: str,
+        *args: Any,
+        _job_id: str | None = None,
+        _queue_name: str | None = None,
+        _defer_until: datetime | None = None,
+        _defer_by: None | int | float | timedelta = None,
+        _expires: None | int | float | timedelta = None,
+        _job_try: int | None = None,
+        **kwargs: Any,
+    ) -> Job | None:
+        options: dict[str, Any] = {
+            "_job_id": arq_job_id(_job_id),
+            "_queue_name": _queue_name,
+            "_defer_until": _defer_until,
+            "_defer_by": _defer_by,
+            "_expires": _expires,
+            "_job_try": _job_try,
+        }
+        try:
+            return await super().enqueue_job(function, *args, **options, **kwargs)
+        except ResponseError as e:
+            # Redirected before anything was written (WATCH and EXISTS come first): safe to retry.
+            if self.cluster_url is None or not _redirected(e):
+                raise
+        await self.repoint()
+        return await super().enqueue_job(function, *args, **options, **kwargs)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except ResponseError as e:
+            if self.cluster_url is None or not _redirected(e):
+                raise
+            await self.repoint()  # a redirected command did not run: retry it on the new owner
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except (RedisConnectionError, RedisTimeoutError):
+            if self.cluster_url is not None:
+                # The command may or may not have run, so it is not retried; the next one goes
+                # to whichever master owns the slot by then.
+                await self._try_repoint()
+            raise
+
+    async def _try_repoint(self) -> None:
+        try:
+            await self.repoint()
+        except (RedisError, OSError) as e:
+            log.warning("cannot look up the Redis Cluster master of the arq slot: %s", e)
+
+    async def repoint(self) -> None:
+        """Point the pool at the master that owns the arq slot now."""
+        assert self.cluster_url is not None
+        host, port = await arq_node(self.cluster_url)
+        old = self.connection_pool
+        if (old.connection_kwargs.get("host"), old.connection_kwargs.get("port")) == (host, port):
+            return
+        log.warning("arq slot moved to %s:%d; reconnecting the arq pool there", host, port)
+        self.connection_pool = ConnectionPool(**{**old.connection_kwargs, "host": host, "port": port})
+        await old.disconnect()
+
+
+async def create_arq_pool(url: str, *, queue_name: str, retries: int = 5) -> ArqPool:
+    """arq's pool for ``url`` (the arq slot's master in a cluster), answering PING.
+
+    Retries ``retries`` times a second apart, as ``arq.create_pool`` does, then raises.
+    """
+    attempt = 0
+    while True:
+        settings = None
+        try:
+            settings = await arq_redis_settings(url)
+            pool = ArqPool(
+                host=settings.host,
+                port=settings.port,
+                unix_socket_path=settings.unix_socket_path,
+                db=settings.database,
+                username=settings.username,
+                password=settings.password,
+                ssl=settings.ssl,
+                socket_connect_timeout=settings.conn_timeout,
+                encoding="utf8",
+                default_queue_name=queue_name,
+            )
+            pool.cluster_url = url if is_cluster_url(url) else None
+            await pool.ping()
+            return pool
+        except (RedisError, OSError, TimeoutError) as e:
+            if attempt >= retries:
+                raise
+            attempt += 1
+            where = f"{settings.host}:{settings.port}" if settings else url
+            log.warning("arq's Redis at %s not reachable (%s); %d retries left", where, e, retries - attempt + 1)
+            await asyncio.sleep(1)
