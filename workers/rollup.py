@@ -84,10 +84,11 @@ class Rollup:
         if missing:
             async with self.pg.acquire() as conn:
                 loaded = await load_watermarks(conn, missing)
-            self.positions.update(loaded)
+            # A shard given up while the load was in flight stays out (its next owner reloads it).
+            self.positions.update({s: mark for s, mark in loaded.items() if s in self.owned})
             # Entries applied just before a crash (commit done, trim not) are dropped here.
             await self._trim({s: mark for s, mark in loaded.items() if mark != INITIAL_ID})
-        return {s: self.positions[s] for s in shards}
+        return {s: self.positions[s] for s in shards if s in self.positions}
 
     async def read(self, start: dict[int, str]) -> Read | None:
         """XRANGE each shard after ``start`` and sum the entries; None when there is nothing new.
