@@ -146,12 +146,13 @@ def wait_for(role: str, env: Mapping[str, str], *, sleep: Callable[[float], None
 
 
 def _redacted(url: str) -> str:
-    """The URL without its password, for log lines."""
+    """The URL without its password, for log lines (also a cluster URL's ``host:port,host:port`` list)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
 
 
 async def _migrate(database_url: str) -> list[str]:

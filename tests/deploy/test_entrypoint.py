@@ -100,6 +100,9 @@ def test_bad_settings_are_one_line_errors() -> None:
     ep.check_env("edge", {"REDIS_URL": "redis://r:6379/0"})  # the edge never needs the database
     assert ep._redacted("postgresql://u:secret@db:5432/x") == "postgresql://u:***@db:5432/x"
     assert ep._redacted("redis://r:6379/0") == "redis://r:6379/0"
+    cluster = "redis+cluster://app:s3cret@10.0.0.1:6379,10.0.0.2:6379"
+    assert ep._redacted(cluster) == "redis+cluster://app:***@10.0.0.1:6379,10.0.0.2:6379"
+    assert ep._redacted("redis://:pw@r:6379/0") == "redis://:***@r:6379/0"
 
 
 # ---- the script, as a process ----------------------------------------------------------------
