@@ -7,6 +7,7 @@ so a restart or FLUSHALL loses its data the way a production node without persis
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -16,11 +17,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import redis
+
+from tests.redirector.edge_support import wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -90,7 +94,7 @@ class LocalCluster:
         for port in self.ports:
             self.procs.append(self._spawn(port))
         for port in self.ports:
-            _wait_for_port(port)
+            wait_for_port(port)
         subprocess.run(
             [_binary(REDIS_CLI), "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports)]
             + ["--cluster-replicas", "0", "--cluster-yes"],
@@ -157,16 +161,15 @@ class LocalCluster:
             self.tmp = None
 
 
-def _wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str, *logs: Process) -> float:
+    """Poll ``check`` until true; returns the seconds it took. Fails with the processes' logs."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > timeout:
+            tails = "\n".join(f"--- {p.what} log ---\n{p.tail()}" for p in logs)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tails}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
 
 
 class Process:

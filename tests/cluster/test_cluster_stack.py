@@ -15,9 +15,8 @@ import os
 import random
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,22 +30,11 @@ from api.redis_conn import ARQ_TAG, connect_redis
 from api.teams import create_key, create_team
 from redirector.cache import link_key
 from redirector.events import event_stream_key
-from tests.cluster.support import ROOT, LocalCluster, Process, free_ports
+from tests.cluster.support import ROOT, LocalCluster, Process, free_ports, wait_for
 
 BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"}
 LINKS = 60
 CLICKS = 600
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str, *logs: Process) -> float:
-    """Poll ``check`` until true; returns the seconds it took. Fails with the processes' logs."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > timeout:
-            tails = "\n".join(f"--- {p.what} log ---\n{p.tail()}" for p in logs)
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tails}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 @contextmanager

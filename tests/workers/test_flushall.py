@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from api.teams import create_key, create_team
-from tests.cluster.support import Process, free_ports
+from tests.cluster.support import Process, free_ports, wait_for
 
 BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"}
 LINKS = 30
@@ -55,17 +55,6 @@ def private_redis() -> Iterator[str]:
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str, *logs: Process) -> float:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    while not await check():
-        if loop.time() - started > timeout:
-            tails = "\n".join(f"--- {p.what} log ---\n{p.tail()}" for p in logs)
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tails}")
-        await asyncio.sleep(0.05)
-    return loop.time() - started
 
 
 @pytest.mark.timeout(120)
