@@ -19,6 +19,8 @@ from api.bio import queries, service, shapes
 from api.bio import stats as bio_stats
 from api.bio.schemas import BioPageCreate, BioPageUpdate, PageDataCreate, PageDataUpdate
 from api.envelope import ok
+from api.errors import ValidationFailed
+from api.jsontext import json_problem
 from api.pagination import PageParams, page_params, paginate
 from api.stats.window import IntervalParam, WindowParams
 
@@ -95,6 +97,9 @@ async def create_bio_page(request: Request, principal: Writer, body: BioPageCrea
 
 @router.get("/bio-pages/search", summary="Search bio pages (at most 50 light rows)")
 async def search_bio_pages(request: Request, principal: Reader, q: str = Query("", max_length=200)) -> Response:
+    problem = json_problem(q, "q")
+    if problem is not None:
+        raise ValidationFailed.field(*problem)
     async with request.state.pg.acquire() as conn:
         rows = await queries.search_pages(conn, principal.team_id, q.strip())
     data = [

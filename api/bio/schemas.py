@@ -13,6 +13,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from api.bio.themes import BUTTON_STYLES, FONTS, normalise_accent, palette_name
+from api.jsontext import check_json
 from redirector.rules import is_http_url
 
 BlockType = Literal["link", "header", "text", "social", "embed", "image", "form"]
@@ -141,7 +142,16 @@ class BlockIn(BaseModel):
         return value
 
 
-class ProfileIn(BaseModel):
+class _Storable(BaseModel):
+    """Base of the top-level bodies: refuses what JSON allows but storage cannot hold (NUL, ...)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        return check_json(data)
+
+
+class ProfileIn(_Storable):
     """Fields shared by create and update of the blocks shape."""
 
     handle: str | None = Field(default=None, max_length=200)
@@ -204,7 +214,7 @@ class PageDataIn(BaseModel):
         return self
 
 
-class PageDataCreate(BaseModel):
+class PageDataCreate(_Storable):
     """``POST /bio/pages``."""
 
     title: str = Field(..., min_length=1, max_length=100)
@@ -213,7 +223,7 @@ class PageDataCreate(BaseModel):
     slug: str | None = Field(default=None, max_length=200)
 
 
-class PageDataUpdate(BaseModel):
+class PageDataUpdate(_Storable):
     """``PATCH /bio/pages/{id}``: only the fields present are changed."""
 
     title: str | None = Field(default=None, min_length=1, max_length=100)

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.jsontext import check_json
 from api.links.codes import slug_problem
 from redirector.cache import REDIRECT_STATUSES
 from redirector.rules import is_http_url
@@ -37,20 +38,6 @@ def _text(value: str) -> str:
     return value
 
 
-def _valid_unicode(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_valid_unicode(k) and _valid_unicode(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_valid_unicode(v) for v in value)
-    return True
-
-
 class _Body(BaseModel):
     """Base of request bodies: unknown fields are errors; text must be real Unicode."""
 
@@ -58,12 +45,9 @@ class _Body(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _unicode(cls, data: Any) -> Any:
-        # JSON allows lone surrogate escapes ("\ud800"), which no database column, cache record
-        # or JSON response can carry; refuse them before any field (or error message) echoes one.
-        if not _valid_unicode(data):
-            raise ValueError("contains a lone surrogate escape, which is not valid Unicode text")
-        return data
+    def _storable(cls, data: Any) -> Any:
+        # NUL, lone surrogates, huge integers, NaN: JSON allows them, storage and responses cannot.
+        return check_json(data)
 
 
 def _strip(value: Any) -> Any:

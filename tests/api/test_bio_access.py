@@ -109,10 +109,20 @@ def test_page_limit_of_the_plan_is_402_in_both_shapes(make_api) -> None:
         ("/bio-pages", {"blocks": [{"type": "text", "config": {"text": "x" * 2001}}]}, ["blocks[0].config.text"]),
         ("/bio-pages", {"blocks": [{"type": "link", "url": "https://a.example", "icon": "<svg>"}]}, ["blocks[0].icon"]),
         ("/bio-pages", {"blocks": [{"type": "link", "url": "https://a.example", "icon": "x\n"}]}, ["blocks[0].icon"]),
+        # What JSON allows but PostgreSQL and jsonb cannot hold: NUL, integers beyond 64 bits.
+        ("/bio/pages", {"title": "a\x00b"}, ["title"]),
+        ("/bio/pages", {"title": "x", "page_data": {"note\x00": 1}}, ["page_data"]),
+        ("/bio-pages", {"headline": "\x00"}, ["headline"]),
+        ("/bio-pages", {"blocks": [{"type": "text", "config": {"size": 2**70}}]}, ["blocks[0].config.size"]),
+        ("/bio-pages", {"theme": {"accent": [{"x": -(2**64)}]}}, ["theme.accent[0].x"]),
     ],
 )
 def test_validation_names_the_field(api: Api, path: str, body: dict, fields: list[str]) -> None:
     assert error_fields(api.post(path, json=body)) == fields
+
+
+def test_search_refuses_nul(api: Api) -> None:
+    assert error_fields(api.get("/bio-pages/search", params={"q": "a\x00"})) == ["q"]
 
 
 def test_malformed_json_is_400(api: Api) -> None:

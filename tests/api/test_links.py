@@ -178,8 +178,10 @@ def test_naive_expiry_is_read_as_utc(client, make_key) -> None:
                 "url": "https://e.com",
                 "routing_rules": [{"url": "https://x.com", "conditions": {"query": {"a": "\x00"}}}],
             },
-            "routing_rules",
+            "routing_rules[0].conditions.query.a",
         ),
+        ({"url": "https://e.com", "max_clicks": 2**64}, "max_clicks"),
+        ({"url": "https://e.com", "utm": {"source": float("nan")}}, "utm.source"),
         ({"url": "https://e.com", "expires_at": "next tuesday"}, "expires_at"),
         ({"url": "https://e.com", "expires_at": 1700000000}, "expires_at"),
         ({"url": "https://e.com", "redirect_type": 303}, "redirect_type"),
@@ -191,7 +193,7 @@ def test_naive_expiry_is_read_as_utc(client, make_key) -> None:
         ({"url": "https://e.com", "title": "nul\x00"}, "title"),
         ({"url": "https://e.com", "utm": {"source": "a", "channel": "b"}}, "utm.channel"),
         ({"url": "https://e.com", "colour": "red"}, "colour"),
-        ({"url": "https://e.com", "title": "\ud800"}, "body"),  # a lone surrogate escape
+        ({"url": "https://e.com", "title": "\ud800"}, "title"),  # a lone surrogate escape
         ({"url": "https://e.com", "bogus\udfff": 1}, "body"),
     ],
 )
