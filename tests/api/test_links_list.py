@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import struct
 import xml.etree.ElementTree as ET
+import zlib
 
 import pytest
+import segno
 
 
 def bulk(client, key, links):
@@ -100,10 +102,24 @@ def test_list_shows_only_own_team(client, make_key) -> None:
     assert client.get("/api/v1/links", headers=b.headers).json()["data"] == []
 
 
-def png_size(data: bytes) -> tuple[int, int]:
+def png_pixels(data: bytes) -> list[list[int]]:
+    """Rows of a 1-bit grayscale PNG (1 = white), chunk CRCs checked."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
+    pos, idat, width, height = 8, b"", 0, 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        assert zlib.crc32(kind + body) == struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert (depth, colour) == (1, 0)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride = zlib.decompress(idat), (width + 7) // 8 + 1
+    rows = [raw[y * stride : (y + 1) * stride] for y in range(height)]
+    assert all(row[0] == 0 for row in rows)  # filter type none
+    return [[(row[1 + x // 8] >> (7 - x % 8)) & 1 for x in range(width)] for row in rows]
 
 
 def test_qr_svg_and_png(client, make_key) -> None:
@@ -120,9 +136,20 @@ def test_qr_svg_and_png(client, make_key) -> None:
 
     r = client.get(f"/api/v1/links/{link['id']}/qr", params={"format": "png", "size": 400}, headers=key.headers)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
-    width, height = png_size(r.content)
-    assert width == height and 300 < width <= 400
     assert 'filename="qr-me.png"' in r.headers["content-disposition"]
+    pixels = png_pixels(r.content)
+    assert len(pixels) == 400 and {len(row) for row in pixels} == {400}  # exactly the size asked for
+    # Every module of the short URL's QR symbol, sampled at its centre, is in the image, centred.
+    matrix = segno.make(link["short_url"], error="m").matrix
+    n = len(matrix)
+    scale = 400 // (n + 8)
+    offset = (400 - n * scale) // 2
+    assert offset >= 4 * scale  # at least the standard quiet zone
+    centre = offset + scale // 2
+    assert [[pixels[centre + y * scale][centre + x * scale] for x in range(n)] for y in range(n)] == [
+        [0 if dark else 1 for dark in row] for row in matrix
+    ]
+    assert all(v == 1 for v in pixels[0] + pixels[-1] + [row[0] for row in pixels])  # white margins
 
 
 @pytest.mark.parametrize(
