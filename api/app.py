@@ -45,7 +45,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         pg = await create_pool(settings.database_url, min_size=settings.pool_min, max_size=settings.pool_max)
         redis = connect_redis(settings.redis_url)
-        arq = await create_arq_pool(settings.redis_url, queue_name=settings.queue_name)
+        arq = await create_arq_pool(
+            settings.redis_url, queue_name=settings.queue_name, job_namespace=settings.key_prefix
+        )
         try:
             yield {"pg": pg, "redis": redis, "arq": arq, "settings": settings}
         finally:

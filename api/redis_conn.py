@@ -110,10 +110,14 @@ def arq_queue_name(key_prefix: str) -> str:
     return f"{key_prefix}arq:queue{ARQ_TAG}"
 
 
-def arq_job_id(job_id: str | None = None) -> str:
-    """A job id in the arq slot (a random one when ``job_id`` is None); tagging twice is a no-op."""
+def arq_job_id(job_id: str | None = None, namespace: str = "") -> str:
+    """A job id in the arq slot (a random one when ``job_id`` is None); tagging twice is a no-op.
+
+    arq's keys (``arq:job:<id>``, ``arq:result:<id>``...) ignore ``KEY_PREFIX``, so the id starts
+    with it (``namespace``): deployments or test runs sharing a Redis keep their jobs apart.
+    """
     job_id = job_id or uuid4().hex
-    return job_id if job_id.endswith(ARQ_TAG) else job_id + ARQ_TAG
+    return job_id if job_id.endswith(ARQ_TAG) else f"{namespace}{job_id}{ARQ_TAG}"
 
 
 def _redirected(error: ResponseError) -> bool:
@@ -146,6 +150,7 @@ class ArqPool(ArqRedis):
     """arq's pool that tags every job id into the arq slot and follows that slot around a cluster."""
 
     cluster_url: str | None = None
+    job_namespace: str = ""  # the KEY_PREFIX, put in front of every job id (see arq_job_id)
 
     async def enqueue_job(
         self,
@@ -160,7 +165,7 @@ class ArqPool(ArqRedis):
         **kwargs: Any,
     ) -> Job | None:
         options: dict[str, Any] = {
-            "_job_id": arq_job_id(_job_id),
+            "_job_id": arq_job_id(_job_id, self.job_namespace),
             "_queue_name": _queue_name,
             "_defer_until": _defer_until,
             "_defer_by": _defer_by,
@@ -209,7 +214,7 @@ class ArqPool(ArqRedis):
         await old.disconnect()
 
 
-async def create_arq_pool(url: str, *, queue_name: str, retries: int = 5) -> ArqPool:
+async def create_arq_pool(url: str, *, queue_name: str, job_namespace: str = "", retries: int = 5) -> ArqPool:
     """arq's pool for ``url`` (the arq slot's master in a cluster), answering PING.
 
     Retries ``retries`` times a second apart, as ``arq.create_pool`` does, then raises.
@@ -232,6 +237,7 @@ async def create_arq_pool(url: str, *, queue_name: str, retries: int = 5) -> Arq
                 default_queue_name=queue_name,
             )
             pool.cluster_url = url if is_cluster_url(url) else None
+            pool.job_namespace = job_namespace
             await pool.ping()
             return pool
         except (RedisError, OSError, TimeoutError) as e:

@@ -82,7 +82,11 @@ def redis_url(services: Services) -> str:
 def _drop_keys(url: str, prefix: str) -> None:
     client = redis.Redis.from_url(url)
     try:
-        batch = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        # arq's own keys (arq:job:<id>, arq:result:<id>, ...) carry the prefix inside the job id.
+        batch = [
+            *client.scan_iter(match=f"{prefix}*", count=1000),
+            *client.scan_iter(match=f"arq:*:{prefix}*", count=1000),
+        ]
         for i in range(0, len(batch), 500):
             client.unlink(*batch[i : i + 500])
     finally:

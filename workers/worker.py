@@ -32,7 +32,12 @@ from workers.rollup import Rollup
 from workers.settings import Settings
 
 log = logging.getLogger("linkedge.worker")
-CRON_PURGE = "cron:purge_deleted_pages" + ARQ_TAG
+
+
+def cron_purge_name(key_prefix: str) -> str:
+    """The purge cron's name. arq builds each firing's job id from it, so it carries the key
+    prefix (deployments sharing a Redis keep their firings apart) and the arq slot's tag."""
+    return f"{key_prefix}cron:purge_deleted_pages{ARQ_TAG}"
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -82,13 +87,16 @@ async def rollup_drain(ctx: dict[str, Any]) -> int:
 class LinkedgeWorker(Worker):
     """arq's worker with its pool from :func:`api.redis_conn.create_arq_pool` (Redis or Cluster)."""
 
-    def __init__(self, *, redis_url: str, **kwargs: Any) -> None:
+    def __init__(self, *, redis_url: str, job_namespace: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.redis_url = redis_url
+        self.job_namespace = job_namespace
 
     async def main(self) -> None:
         if self._pool is None:
-            self._pool = await create_arq_pool(self.redis_url, queue_name=self.queue_name)
+            self._pool = await create_arq_pool(
+                self.redis_url, queue_name=self.queue_name, job_namespace=self.job_namespace
+            )
         await super().main()
 
 
@@ -97,10 +105,13 @@ def create_worker(settings: Settings, **kwargs: Any) -> Worker:
     background = not kwargs.get("burst", False)
     return LinkedgeWorker(
         redis_url=settings.redis_url,
+        job_namespace=settings.key_prefix,
         functions=[func(rollup_drain, name="rollup_drain"), *FUNCTIONS],
         # Catches bio pages whose delete_page job was lost; arq runs each firing once across workers
         # (unique). arq builds the firing's job id from the name, so the name carries the arq slot's tag.
-        cron_jobs=[cron(purge_deleted_pages, name=CRON_PURGE, minute={0, 10, 20, 30, 40, 50})],
+        cron_jobs=[
+            cron(purge_deleted_pages, name=cron_purge_name(settings.key_prefix), minute={0, 10, 20, 30, 40, 50})
+        ],
         queue_name=settings.queue_name,
         on_startup=startup,
         on_shutdown=shutdown,

@@ -199,7 +199,9 @@ async def delete_page(ctx: Ctx, principal: Principal, page_id: uuid.UUID) -> Non
         raise NotFound("No such bio page.")
     await _sync(ctx, handle, None)
     try:
-        await ctx.arq.enqueue_job("delete_page", str(page_id), _job_id=arq_job_id(f"delete_page:{page_id}"))
+        await ctx.arq.enqueue_job(
+            "delete_page", str(page_id), _job_id=arq_job_id(f"delete_page:{page_id}", ctx.settings.key_prefix)
+        )
     except RedisError as e:
         # The page is already invisible; its rows wait for the worker's sweep of deleted pages.
         log.warning("could not queue deletion of bio page %s: %s", page_id, e)

@@ -340,7 +340,8 @@ def test_delete_enqueues_the_job_and_purge_catches_lost_ones(api: Api, env) -> N
     finally:
         r.close()
     # Queue and job id carry arq's hash tag, so arq's transactions stay in one Redis Cluster slot.
-    assert f"delete_page:{page['id']}{{arq:abort}}".encode() in queued
+    # The id starts with the key prefix: arq's own keys (arq:job:<id>) ignore KEY_PREFIX.
+    assert f"{env['KEY_PREFIX']}delete_page:{page['id']}{{arq:abort}}".encode() in queued
 
     live = blocks_page(api, handle="live")
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from arq import create_pool as create_arq_pool
-from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
+from api.redis_conn import create_arq_pool
 from redirector.cache import decode_record, link_key, ready_key
 from tests.workers.conftest import expected, lines, make_world, push, random_events
 from tests.workers.test_faults import ROOT, free_port, wait_until
@@ -32,7 +31,7 @@ async def test_burst_worker_runs_the_drain_job(settings: Settings, pg: asyncpg.P
     world = await make_world(pg)
     events = random_events(world, 3000, seed=30)
     await push(redis, settings.key_prefix, lines(events))
-    arq = await create_arq_pool(RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.queue_name)
+    arq = await create_arq_pool(settings.redis_url, queue_name=settings.queue_name, job_namespace=settings.key_prefix)
     await arq.enqueue_job("rollup_drain")
     await arq.aclose()
 
@@ -110,7 +109,9 @@ async def test_worker_schedules_the_purge_of_deleted_pages(env) -> None:
     try:
         crons = {job.name: job for job in worker.cron_jobs}
         # The name carries arq's hash tag: arq builds each firing's job id from it (Redis Cluster).
-        assert "cron:purge_deleted_pages{arq:abort}" in crons
-        assert crons["cron:purge_deleted_pages{arq:abort}"].minute == {0, 10, 20, 30, 40, 50}
+        # ... and the key prefix, so deployments (and test runs) sharing a Redis keep their firings apart.
+        name = f"{env['KEY_PREFIX']}cron:purge_deleted_pages{{arq:abort}}"
+        assert list(crons) == [name]
+        assert crons[name].minute == {0, 10, 20, 30, 40, 50}
     finally:
         await worker.close()
