@@ -13,8 +13,8 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
@@ -74,16 +74,19 @@ def resolved_env(env: dict[str, str]) -> Iterator[dict[str, str]]:
         services.stop()
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
-    return await asyncpg.connect(settings.database_url)
+@asynccontextmanager
+async def _connect(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """One PostgreSQL connection for a command, closed however it ends."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
-    try:
+    async with _connect(settings) as conn:
         applied = await migrate(conn)
-    finally:
-        await conn.close()
     print(f"applied {', '.join(applied)}" if applied else "database is up to date")
     return 0
 
@@ -96,22 +99,16 @@ def _check_plan(plan: str) -> str:
 
 async def cmd_team_create(args: argparse.Namespace, settings: Settings) -> int:
     plan = _check_plan(args.plan)
-    conn = await _connect(settings)
-    try:
+    async with _connect(settings) as conn:
         team = await create_team(conn, args.name, plan)
-    finally:
-        await conn.close()
     print(f"created team {team.name} (plan {team.plan}, id {team.id})")
     return 0
 
 
 async def cmd_team_plan(args: argparse.Namespace, settings: Settings) -> int:
     plan = _check_plan(args.plan)
-    conn = await _connect(settings)
-    try:
+    async with _connect(settings) as conn:
         team = await set_plan(conn, args.name, plan)
-    finally:
-        await conn.close()
     if team is None:
         raise CliError(f"no team named {args.name!r}")
     print(f"team {team.name} is now on plan {team.plan}")
@@ -120,25 +117,19 @@ async def cmd_team_plan(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
     abilities = parse_abilities(args.abilities)
-    conn = await _connect(settings)
-    try:
+    async with _connect(settings) as conn:
         team = await get_team_by_name(conn, args.team)
         if team is None:
             raise CliError(f"no team named {args.team!r}")
         key = await create_key(conn, team.id, abilities, args.name)
-    finally:
-        await conn.close()
     print(f"new key for team {team.name} ({', '.join(abilities)}); it is shown only this once:", file=sys.stderr)
     print(key)
     return 0
 
 
 async def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
-    try:
+    async with _connect(settings) as conn:
         revoked = await revoke_key(conn, args.prefix)
-    finally:
-        await conn.close()
     if not revoked:
         raise CliError(f"no active key with prefix {args.prefix!r}")
     print(f"revoked key {args.prefix}")

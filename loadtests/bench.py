@@ -101,9 +101,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except harness.BenchError as e:
-        raise SystemExit(f"bench: {e}") from None
+    harness.run_main(main, "bench")

@@ -90,9 +90,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except harness.BenchError as e:
-        raise SystemExit(f"clients: {e}") from None
+    harness.run_main(main, "clients")

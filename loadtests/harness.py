@@ -17,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import NoReturn, cast
 
 import redis
 
@@ -46,6 +46,16 @@ RULE_SETS = [
 
 class BenchError(RuntimeError):
     """The benchmark cannot go on (a server did not start, wrk failed, Redis is down)."""
+
+
+def run_main(main: Callable[[], int], name: str) -> NoReturn:
+    """A load tool's ``__main__``: exit with its status, 130 on Ctrl-C, one line on a BenchError."""
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except BenchError as e:
+        raise SystemExit(f"{name}: {e}") from None
 
 
 def ensure_wrk() -> str:

@@ -31,6 +31,7 @@ from redirector.resp import (
     RespError,
     RespTimeoutError,
     backoff_delays,
+    cancel,
 )
 
 log = logging.getLogger(__name__)
@@ -299,12 +300,7 @@ class ClusterRespClient:
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._task)
         for client in self._nodes.values():
             await client.aclose()
         self._nodes.clear()

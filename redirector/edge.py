@@ -8,6 +8,7 @@ keys from the local caches.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -77,44 +78,38 @@ class Edge:
         hit = self.links.get(key)
         if hit is not None:
             return None if hit is MISSING else hit  # type: ignore[return-value]
-        generation = self.links.generation
-        data = await self.store.get(key)
-        record: LinkRecord | None = None
-        if data is not None:
-            record = self._decoded.get(data)
-            if record is None:
-                try:
-                    record = decode_record(data)
-                except RecordError as e:
-                    self.metrics.record_errors += 1
-                    log.error("undecodable link record %s: %s", key, e)
-                else:
-                    self._remember(data, record)
-        self.links.put(key, MISSING if record is None else record, generation)
-        return record
-
-    def _remember(self, data: bytes, record: LinkRecord) -> None:
-        """Decoding is pure, so the same bytes from Redis need not be parsed twice (cache off)."""
-        decoded = self._decoded
-        decoded[data] = record
-        if len(decoded) > DECODE_MEMO_MAX:
-            del decoded[next(iter(decoded))]
+        return await self._fetch(self.links, key, self._decode_link)
 
     async def page(self, handle: str) -> PageRecord | None:
+        """The page record for ``handle``, or ``None``; Redis failures raise."""
         key = page_key(self.settings.key_prefix, handle)
         hit = self.pages.get(key)
         if hit is not None:
             return None if hit is MISSING else hit  # type: ignore[return-value]
-        generation = self.pages.generation
+        return await self._fetch(self.pages, key, decode_page)
+
+    async def _fetch(self, cache: LocalCache[T], key: str, decode: Callable[[bytes], T]) -> T | None:
+        """A local cache miss: GET from Redis, decode, and cache the record (or its absence)."""
+        generation = cache.generation
         data = await self.store.get(key)
-        record: PageRecord | None = None
+        record: T | None = None
         if data is not None:
             try:
-                record = decode_page(data)
+                record = decode(data)
             except RecordError as e:
                 self.metrics.record_errors += 1
-                log.error("undecodable page record %s: %s", key, e)
-        self.pages.put(key, MISSING if record is None else record, generation)
+                log.error("undecodable record %s: %s", key, e)
+        cache.put(key, MISSING if record is None else record, generation)
+        return record
+
+    def _decode_link(self, data: bytes) -> LinkRecord:
+        """Decoding is pure, so the same bytes from Redis need not be parsed twice (cache off)."""
+        decoded = self._decoded
+        record = decoded.get(data)
+        if record is None:
+            record = decoded[data] = decode_record(data)
+            if len(decoded) > DECODE_MEMO_MAX:
+                del decoded[next(iter(decoded))]
         return record
 
     def invalidate(self, payload: bytes) -> None:

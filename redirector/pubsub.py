@@ -25,6 +25,7 @@ from redirector.resp import (
     RespError,
     RespProtocol,
     backoff_delays,
+    cancel,
     open_connection,
     pack,
 )
@@ -129,12 +130,7 @@ class Subscriber:
             self.subscribed.set()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._task)
         if self._protocol is not None:
             self._protocol.close()
             self._protocol = None

@@ -97,6 +97,17 @@ class RedisAddress:
         )
 
 
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task (if any) and wait until it has stopped."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
 class RespProtocol(asyncio.Protocol):
     """One connection: a write buffer flushed once per tick and a FIFO of reply futures.
 
@@ -397,12 +408,7 @@ class RespClient:
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._reconnect_task is not None and not self._reconnect_task.done():
-            self._reconnect_task.cancel()
-            try:
-                await self._reconnect_task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._reconnect_task)
         if self._protocol is not None:
             self._protocol.close()
             self._protocol = None

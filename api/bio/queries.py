@@ -141,14 +141,7 @@ async def handles_like(conn: Conn, base: str) -> set[str]:
 
 
 async def insert_page(conn: Conn, page_id: uuid.UUID, team_id: uuid.UUID, fields: Mapping[str, Any]) -> None:
-    cols = [f for f in PAGE_FIELDS if f in fields]
-    placeholders = ", ".join(f"${i + 3}" for i in range(len(cols)))
-    await conn.execute(
-        f"INSERT INTO bio_pages (id, team_id, {', '.join(cols)}) VALUES ($1, $2, {placeholders})",
-        page_id,
-        team_id,
-        *(fields[c] for c in cols),
-    )
+    await _insert(conn, "bio_pages", ("id", "team_id"), (page_id, team_id), PAGE_FIELDS, fields)
 
 
 async def update_page(conn: Conn, page_id: uuid.UUID, fields: Mapping[str, Any]) -> None:
@@ -188,14 +181,22 @@ async def team_links(conn: Conn, team_id: uuid.UUID, link_ids: Iterable[uuid.UUI
 
 
 async def insert_block(conn: Conn, block_id: uuid.UUID, page_id: uuid.UUID, block: Mapping[str, Any]) -> None:
-    cols = [f for f in BLOCK_FIELDS if f in block]
-    placeholders = ", ".join(f"${i + 3}" for i in range(len(cols)))
-    await conn.execute(
-        f"INSERT INTO bio_blocks (id, page_id, {', '.join(cols)}) VALUES ($1, $2, {placeholders})",
-        block_id,
-        page_id,
-        *(block[c] for c in cols),
-    )
+    await _insert(conn, "bio_blocks", ("id", "page_id"), (block_id, page_id), BLOCK_FIELDS, block)
+
+
+async def _insert(
+    conn: Conn,
+    table: str,
+    keys: tuple[str, str],
+    key_values: tuple[uuid.UUID, uuid.UUID],
+    allowed: Iterable[str],
+    fields: Mapping[str, Any],
+) -> None:
+    """INSERT the key columns plus those of ``allowed`` (a fixed list, never user input) in ``fields``."""
+    cols = [*keys, *(f for f in allowed if f in fields)]
+    placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
+    values = [*key_values, *(fields[c] for c in cols[len(keys) :])]
+    await conn.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders})", *values)
 
 
 async def update_block(conn: Conn, block_id: uuid.UUID, block: Mapping[str, Any]) -> None:
@@ -216,13 +217,3 @@ async def page_totals(conn: Conn, page_ids: Sequence[uuid.UUID]) -> dict[uuid.UU
         "SELECT subject_id, views, clicks FROM stats_totals WHERE subject_id = ANY($1::uuid[])", list(page_ids)
     )
     return {r["subject_id"]: (int(r["views"]), int(r["clicks"])) for r in rows}
-
-
-async def pages_using_link(conn: Conn, link_id: uuid.UUID) -> list[str]:
-    """Handles of published pages with a block routed through ``link_id`` (to re-sync when it changes)."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT p.handle FROM bio_blocks b JOIN bio_pages p ON p.id = b.page_id "
-        "WHERE b.link_id = $1 AND p.deleted_at IS NULL AND p.is_published",
-        link_id,
-    )
-    return [r["handle"] for r in rows]

@@ -216,7 +216,7 @@ async def _sync(ctx: Ctx, old_handle: str, new_handle: str | None) -> None:
 async def resync_pages(pool: asyncpg.Pool, redis: Redis, settings: Settings, handles: Sequence[str]) -> None:
     """Re-render pages after a short link behind their blocks changed or went away.
 
-    Collect ``handles`` with :func:`api.bio.queries.pages_using_link` *before* the link's write
+    Collect ``handles`` with :func:`api.links.queries.page_handles_using` *before* the link's write
     (deleting a link nulls ``bio_blocks.link_id``), call this after the commit.
     """
     for handle in dict.fromkeys(h.lower() for h in handles):

@@ -31,13 +31,6 @@ MAX_LABELS = 10
 MAX_CLICKS = 2_147_483_647  # the column is a PostgreSQL integer
 
 
-def _text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it here rather than fail at INSERT.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
 class _Body(BaseModel):
     """Base of request bodies: unknown fields are errors; text must be real Unicode."""
 
@@ -95,18 +88,17 @@ def _identity(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, AfterValidator(_text)]
 Url = Annotated[str, BeforeValidator(_strip), AfterValidator(_url), Field(examples=["https://example.com/page"])]
 Slug = Annotated[str, AfterValidator(_slug), Field(description="3-64 of [A-Za-z0-9-], case-sensitive.")]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), AfterValidator(_text)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 Labels = Annotated[list[Label], Field(max_length=MAX_LABELS), AfterValidator(_unique)]
 Expiry = Annotated[datetime, BeforeValidator(_expiry), Field(description="ISO 8601; a past time is accepted.")]
 RedirectType = Annotated[int, AfterValidator(_redirect), Field(json_schema_extra={"enum": sorted(REDIRECT_STATUSES)})]
 MaxClicks = Annotated[int, Field(gt=0, le=MAX_CLICKS)]
-Password = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_text)]
-Title = Annotated[str, StringConstraints(max_length=255), AfterValidator(_text)]
-Notes = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_text)]
-UtmValue = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255), AfterValidator(_text)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Title = Annotated[str, StringConstraints(max_length=255)]
+Notes = Annotated[str, StringConstraints(max_length=5000)]
+UtmValue = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
 
 
 class Conditions(BaseModel):

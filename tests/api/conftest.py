@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from redis.asyncio import Redis as AsyncRedis
 
 from api.app import create_app
 from api.db import create_pool
@@ -113,3 +114,18 @@ def sync_redis(settings: Settings) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+async def ctx(env: dict[str, str]) -> AsyncIterator[tuple[Settings, asyncpg.Pool, AsyncRedis, UUID]]:
+    """Settings, a PostgreSQL pool, an asyncio Redis client and a team on the free plan, for service-level tests."""
+    settings = Settings.from_env(env)
+    pool = await create_pool(settings.database_url)
+    client = AsyncRedis.from_url(settings.redis_url)
+    team = uuid4()
+    await pool.execute("INSERT INTO teams (id, name, plan) VALUES ($1, 'acme', 'free')", team)
+    try:
+        yield settings, pool, client, team
+    finally:
+        await client.aclose()
+        await pool.close()

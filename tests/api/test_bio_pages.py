@@ -428,7 +428,8 @@ def test_the_worker_runs_the_queued_delete(api: Api, env) -> None:
 def test_pages_follow_their_short_links(api: Api, env, cache) -> None:
     from redis.asyncio import Redis
 
-    from api.bio import queries, service
+    from api.bio import service
+    from api.links import queries
     from api.settings import Settings
 
     link_id = api.add_link("via", "https://dest.example", title="Our promo")
@@ -442,7 +443,7 @@ def test_pages_follow_their_short_links(api: Api, env, cache) -> None:
         redis = Redis.from_url(settings.redis_url)
         try:
             async with pool.acquire() as conn:
-                handles = await queries.pages_using_link(conn, uuid.UUID(link_id))
+                handles = await queries.page_handles_using(conn, uuid.UUID(link_id))
                 await conn.execute("DELETE FROM links WHERE id = $1", uuid.UUID(link_id))
             await service.resync_pages(pool, redis, settings, handles)
         finally:

@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from redis.asyncio import Redis
 
 from api import cache_sync
-from api.db import create_pool
-from api.settings import Settings
 from redirector.cache import clicks_key, decode_record, invalidation_channel, link_key, page_key, ready_key
-
-
-@pytest.fixture
-async def ctx(env: dict[str, str]):
-    settings = Settings.from_env(env)
-    pool = await create_pool(settings.database_url)
-    redis = Redis.from_url(settings.redis_url)
-    team = uuid.uuid4()
-    await pool.execute("INSERT INTO teams (id, name) VALUES ($1, 'acme')", team)
-    try:
-        yield settings, pool, redis, team
-    finally:
-        await redis.aclose()
-        await pool.close()
 
 
 async def add_link(pool, team, code: str, url: str = "https://example.com/") -> uuid.UUID:

@@ -6,27 +6,10 @@ import dataclasses
 import uuid
 
 import pytest
-from redis.asyncio import Redis
 
-from api.db import create_pool
 from api.links import io as links_io
 from api.plans import PLANS
-from api.settings import Settings
 from redirector.cache import decode_record, link_key
-
-
-@pytest.fixture
-async def ctx(env: dict[str, str]):
-    settings = Settings.from_env(env)
-    pool = await create_pool(settings.database_url)
-    redis = Redis.from_url(settings.redis_url)
-    team = uuid.uuid4()
-    await pool.execute("INSERT INTO teams (id, name, plan) VALUES ($1, 'acme', 'free')", team)
-    try:
-        yield settings, pool, redis, team
-    finally:
-        await redis.aclose()
-        await pool.close()
 
 
 async def test_import_reports_rows_and_writes_through(ctx) -> None:
