@@ -20,13 +20,14 @@ from starlette.responses import JSONResponse, Response
 
 from api import bio, links, stats
 from api.bio import routes as bio_routes
-from api.db import create_pool
 from api.envelope import BodyLimitMiddleware, RequestIdMiddleware
 from api.errors import install_handlers
 from api.links import routes as link_routes
-from api.redis_conn import connect_redis, create_arq_pool
 from api.settings import Settings
 from api.stats import routes as stats_routes
+from kit.postgres import create_pool
+from kit.queue import create_arq_pool
+from kit.redis import connect_redis
 
 __all__ = ["bio", "create_app", "links", "main", "stats"]
 

@@ -25,6 +25,7 @@ from api.envelope import RateLimit
 from api.errors import Forbidden, RateLimited, Unauthorized
 from api.plans import Plan, get_plan
 from api.settings import Settings
+from redirector.keys import api_rate_key
 
 ABILITIES = (
     "links:read",
@@ -105,7 +106,7 @@ async def check_rate(redis: Redis, settings: Settings, principal: Principal) -> 
     now = time.time()
     window = int(now // 60)
     reset = (window + 1) * 60
-    key = f"{settings.key_prefix}rl:{principal.key_id}:{window}"
+    key = api_rate_key(settings.key_prefix, str(principal.key_id), window)
     try:
         async with redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from api.redis_conn import arq_queue_name
-from redirector.cache import KEY_PREFIX
+from api.serving.config import DEFAULT_PUBLIC_BASE_URL, ServingConfig
+from kit.postgres import DEFAULT_DATABASE_URL
+from redirector.keys import KEY_PREFIX, arq_queue_name
+from redirector.redis_url import DEFAULT_REDIS_URL
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/linkedge"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
     key_prefix: str = KEY_PREFIX
-    public_base_url: str = "http://localhost:8080"
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
     bio_base_url: str = ""
     max_body_bytes: int = 1024 * 1024
     pool_min: int = 1
@@ -38,12 +40,15 @@ class Settings:
     def queue_name(self) -> str:
         """arq queue, under the key prefix so separate deployments and test runs never share it.
 
-        It carries arq's hash tag, like every arq key, so arq works on a Redis Cluster (api.redis_conn).
+        It carries arq's hash tag, like every arq key, so arq works on a Redis Cluster (redirector.keys).
         """
         return arq_queue_name(self.key_prefix)
 
+    @property
+    def serving(self) -> ServingConfig:
+        """The read model's view of this deployment (what the edge's records are built with)."""
+        return ServingConfig(self.key_prefix, self.public_base_url, self.bio_base_url)
+
     def bio_url(self, handle: str) -> str:
         """Public URL of a bio page: the bio host when configured, else /@handle on the edge."""
-        if self.bio_base_url:
-            return f"{self.bio_base_url}/{handle}"
-        return f"{self.public_base_url}/@{handle}"
+        return self.serving.bio_url(handle)

@@ -8,11 +8,9 @@
     docker run IMAGE linkedge key create --team acme --abilities all   # anything else runs as given
 
 The serving roles run exactly the command line ``linkedge serve ROLE`` runs
-(:func:`api.stack.serve_argv`), but without its service discovery: on a developer machine
-``linkedge serve`` falls back to the local and then to embedded servers when DATABASE_URL or
-REDIS_URL does not answer within half a second, which in a container would mean a private,
-empty database. Here the URLs are required, waited for (``WAIT_TIMEOUT`` seconds, default 60),
-and the container exits non-zero when they never answer, so the orchestrator restarts it.
+(:func:`cli.serve.serve_argv`). Here the URLs are required (a container has no local default to
+fall back on), waited for (``WAIT_TIMEOUT`` seconds, default 60), and the container exits
+non-zero when they never answer, so the orchestrator restarts it.
 The edge is never given or asked for DATABASE_URL: it does not talk to PostgreSQL.
 
 Before it starts a server it writes the URL of its health endpoint to ``LINKEDGE_HEALTH_FILE``
@@ -29,13 +27,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from api.devstack import answers
 from api.migrate import migrate, migration_files
-from api.stack import serve_argv
+from cli.serve import serve_argv
+from kit.reach import answers
+from redirector.redis_url import redact as _redacted
 
 NEEDS: dict[str, tuple[str, ...]] = {
     "api": ("DATABASE_URL", "REDIS_URL"),
@@ -143,16 +141,6 @@ def wait_for(role: str, env: Mapping[str, str], *, sleep: Callable[[float], None
             raise EntrypointError(f"not answering after {env.get('WAIT_TIMEOUT', '60')} s: {where}")
         print(f"linkedge: waiting for {', '.join(pending)} ...", file=sys.stderr, flush=True)
         sleep(1.0)
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for log lines (also a cluster URL's ``host:port,host:port`` list)."""
-    parts = urlsplit(url)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
 
 
 async def _migrate(database_url: str) -> list[str]:

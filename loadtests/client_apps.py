@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from redirector.cache import link_key
+from redirector.keys import link_key
 
 Getter = Callable[[str], Awaitable[bytes | None]]
 CLIENTS = ("redis-py", "coredis", "glide", "resp")
@@ -62,7 +62,7 @@ async def open_client(name: str, url: str) -> AsyncIterator[Getter]:
         finally:
             await gc.close()
     elif name == "resp":
-        from redirector.resp import RespClient
+        from redirector.resp.client import RespClient
 
         rc = RespClient(url, name="linkedge-bench")
         await rc.start()

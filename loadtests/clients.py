@@ -4,7 +4,7 @@
     loadtests/bench --clients ...
 
 Serves ``loadtests.client_apps`` once per client (redis-py asyncio, coredis, valkey-glide,
-and the edge's own auto-pipelining ``redirector.resp``) plus the bare constant-302 app, all
+and the edge's own auto-pipelining ``redirector.resp.client``) plus the bare constant-302 app, all
 under the same ``redirector.serve`` settings, and drives each with wrk at random seeded
 codes in interleaved rounds. A client that is not installed is skipped with a message.
 """
@@ -24,7 +24,7 @@ REQUIRES = {
     "redis-py": ("redis.asyncio", ("redis", "hiredis")),
     "coredis": ("coredis", ("coredis",)),
     "glide": ("glide", ("valkey-glide",)),
-    "resp": ("redirector.resp", ("hiredis",)),
+    "resp": ("redirector.resp.client", ("hiredis",)),
 }
 
 

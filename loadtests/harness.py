@@ -24,7 +24,8 @@ from typing import NoReturn, cast
 
 import redis
 
-from redirector.cache import LinkRecord, encode_record, link_key
+from redirector.cache import LinkRecord, encode_record
+from redirector.keys import link_key
 from redirector.rules import parse_rules
 from redirector.serve import count_listeners
 

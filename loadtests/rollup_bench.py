@@ -25,9 +25,10 @@ import asyncpg
 import uvloop
 from redis.asyncio import Redis
 
-from api.db import create_pool
 from api.migrate import migrate
-from redirector.events import BLOCK_CLICK, CLICK, EVENT_FIELD, VIEW, Event, encode_batch, encode_event, event_stream_key
+from kit.postgres import create_pool
+from redirector.events import BLOCK_CLICK, CLICK, EVENT_FIELD, VIEW, Event, encode_batch, encode_event
+from redirector.keys import event_stream_key
 from workers.rollup import Rollup
 from workers.settings import Settings
 

@@ -21,14 +21,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from redirector.cache import invalidation_channel
-from redirector.cluster import ClusterRespClient, is_cluster_url
 from redirector.edge import Edge
 from redirector.hit import Hit
+from redirector.keys import invalidation_channel
 from redirector.links import password_post, serve_code
 from redirector.pages import block_click, form_post, serve_page
 from redirector.pubsub import Subscriber
-from redirector.resp import REDIS_ERRORS, RespClient, Store
+from redirector.resp import REDIS_ERRORS, Store, create_store
 from redirector.settings import Settings
 from redirector.views import NO_STORE, error_body
 
@@ -161,21 +160,21 @@ async def http_error(request: Request[State], exc: Exception) -> Response:
 def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaitable[Store]] | None = None) -> Starlette:
     """Build the edge for ``settings``; Redis connections open when the lifespan starts.
 
-    ``store_factory`` swaps the hot-path Redis client (anything that fits :class:`~redirector.resp.Store`);
-    the default is the auto-pipelining :class:`~redirector.resp.RespClient`.
+    ``store_factory`` swaps the hot-path Redis client (anything that fits :class:`~redirector.resp.client.Store`);
+    the default is :func:`~redirector.resp.create_store`'s client for ``REDIS_URL``.
     """
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        store = await (store_factory or start_resp_client)(settings)
+        store = await (store_factory(settings) if store_factory else create_store(settings.redis_url))
         edge = Edge(settings, store)
         subscriber = edge.subscriber = Subscriber(
             settings.redis_url,
             invalidation_channel(settings.key_prefix),
             edge.invalidate,
             edge.reset,
-            # In a cluster, subscribe on a current master (any node hears every PUBLISH).
-            addresses=store.known_addresses if isinstance(store, ClusterRespClient) else None,
+            # A cluster store names its current masters (any node hears every PUBLISH); others name none.
+            addresses=getattr(store, "known_addresses", None),
         )
         # Subscribe before serving: a record cached before the subscription could go stale unnoticed.
         await subscriber.start()
@@ -209,17 +208,6 @@ def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaita
         lifespan=lifespan,
         exception_handlers=handlers,
     )
-
-
-async def start_resp_client(settings: Settings) -> Store:
-    """The auto-pipelining client: one connection, or one per master for a ``redis+cluster://`` URL."""
-    client: RespClient | ClusterRespClient
-    if is_cluster_url(settings.redis_url):
-        client = ClusterRespClient(settings.redis_url)
-    else:
-        client = RespClient(settings.redis_url)
-    await client.start()
-    return client
 
 
 def main() -> Starlette:

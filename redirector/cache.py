@@ -15,7 +15,6 @@ from typing import Any
 
 from redirector.rules import Rule, compile_rules
 
-KEY_PREFIX = "le:"
 LINK_RECORD_VERSION = b"L1"
 PAGE_RECORD_VERSION = b"P1"
 REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
@@ -23,31 +22,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
 
 class RecordError(ValueError):
     """A cache record could not be encoded or decoded."""
-
-
-def link_key(prefix: str, code: str) -> str:
-    """Cache key of a short link. Codes are case-sensitive, so the key is too."""
-    return f"{prefix}l:{code}"
-
-
-def page_key(prefix: str, handle: str) -> str:
-    """Cache key of a bio page. Handles are case-insensitive."""
-    return f"{prefix}p:{handle.lower()}"
-
-
-def clicks_key(prefix: str, link_id: str) -> str:
-    """Counter the edge increments for links with ``max_clicks``."""
-    return f"{prefix}mc:{link_id}"
-
-
-def invalidation_channel(prefix: str) -> str:
-    """Pub/sub channel on which every write announces the cache keys it changed."""
-    return f"{prefix}invalidate"
-
-
-def ready_key(prefix: str) -> str:
-    """Sentinel written after a full cache build; its absence means Redis lost the cache."""
-    return f"{prefix}cache:ready"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from redirector.cache import LinkRecord, PageRecord, RecordError, decode_page, decode_record, link_key, page_key
+from redirector.cache import LinkRecord, PageRecord, RecordError, decode_page, decode_record
 from redirector.emitter import Emitter
 from redirector.geo import GeoIP, create_client_ip
+from redirector.keys import link_key, page_key
 from redirector.local_cache import MISSING, LocalCache
 from redirector.metrics import Metrics
 from redirector.pubsub import Subscriber
-from redirector.resp import Store
+from redirector.resp.client import Store
 from redirector.settings import Settings
 from redirector.ua import UA_MAX, Agent, parse_agent
 from redirector.visitor import VisitorHasher

@@ -17,9 +17,10 @@ import logging
 import os
 import secrets
 
-from redirector.events import EVENT_FIELD, encode_batch, event_stream_key
+from redirector.events import EVENT_FIELD, encode_batch
+from redirector.keys import event_stream_key
 from redirector.metrics import Metrics
-from redirector.resp import REDIS_ERRORS, Store
+from redirector.resp.client import REDIS_ERRORS, Store
 from redirector.settings import Settings
 
 log = logging.getLogger(__name__)

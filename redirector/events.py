@@ -32,11 +32,6 @@ KINDS = frozenset({CLICK, VIEW, BLOCK_CLICK, FORM})
 _CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
 
 
-def event_stream_key(prefix: str, shard: int) -> str:
-    """Stream of shard ``shard``; the braces make it its own Redis Cluster hash slot."""
-    return f"{prefix}ev:{{{shard}}}"
-
-
 class EventError(ValueError):
     """An event could not be encoded."""
 

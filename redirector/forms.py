@@ -1,4 +1,4 @@
-"""Form posts on the edge: bounded body reading, rate limits in Redis, password checks.
+"""Form posts on the edge: bounded body reading and rate limits in Redis.
 
 The edge takes two kinds of POST: the password form of a protected link and bio form blocks.
 Neither needs ``python-multipart``: both are small ``application/x-www-form-urlencoded`` bodies.
@@ -7,20 +7,16 @@ Neither needs ``python-multipart``: both are small ``application/x-www-form-urle
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import os
 import re
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive
 
 from redirector.edge import Edge
-from redirector.resp import REDIS_ERRORS
+from redirector.resp.client import REDIS_ERRORS
 
 MAX_FORM_BYTES = 8 * 1024
 MAX_FORM_FIELDS = 50
-MAX_PBKDF2_ITERATIONS = 5_000_000  # a corrupt record must not pin a CPU for minutes
 EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}$")
 
 
@@ -66,32 +62,6 @@ async def rate_limited(edge: Edge, key: str, limit: int, window: int = 60) -> bo
         edge.metrics.redis_errors += 1
         return False
     return int(count) > limit
-
-
-def hash_password(password: str, iterations: int = 260_000, salt: bytes | None = None) -> str:
-    """The stored format the API writes: ``pbkdf2_sha256$<iterations>$<salt_hex>$<hash_hex>``."""
-    salt = salt if salt is not None else os.urandom(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
-
-
-def check_password(stored: str, password: str) -> bool:
-    """Constant-time check against ``pbkdf2_sha256$<iterations>$<salt_hex>$<hash_hex>``."""
-    try:
-        algorithm, iterations_text, salt_hex, hash_hex = stored.split("$")
-        iterations = int(iterations_text)
-        salt, expected = bytes.fromhex(salt_hex), bytes.fromhex(hash_hex)
-    except ValueError:
-        return False
-    if algorithm != "pbkdf2_sha256" or not 1 <= iterations <= MAX_PBKDF2_ITERATIONS or not expected:
-        return False
-    actual = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8", "replace"), salt, iterations, len(expected))
-    return hmac.compare_digest(actual, expected)
-
-
-async def verify_password(stored: str, password: str) -> bool:
-    """:func:`check_password` in a worker thread: PBKDF2 is deliberately slow."""
-    return await asyncio.to_thread(check_password, stored, password)
 
 
 def valid_email(value: str) -> bool:

@@ -10,11 +10,13 @@ from urllib.parse import parse_qsl, quote, unquote_plus, urlencode
 
 from starlette.types import Receive
 
-from redirector.cache import LinkRecord, clicks_key
+from redirector.cache import LinkRecord
 from redirector.events import CLICK
-from redirector.forms import FormTooLarge, rate_limited, read_form, verify_password
+from redirector.forms import FormTooLarge, rate_limited, read_form
 from redirector.hit import Hit
-from redirector.resp import REDIS_ERRORS
+from redirector.keys import clicks_key, password_limit_key
+from redirector.passwords import verify_password
+from redirector.resp.client import REDIS_ERRORS
 from redirector.rules import resolve
 from redirector.views import HTML, NO_STORE, PLAIN_CSP, password_form
 from redirector.visitor import SPLIT_COOKIE_MAX_AGE, bucket_of, read_bucket, split_cookie_name
@@ -134,7 +136,7 @@ async def password_post(hit: Hit, receive: Receive, code: str) -> None:
         form = await read_form(receive)
     except FormTooLarge:
         return await hit.fail(413)
-    limit_key = f"{hit.edge.settings.key_prefix}rl:pw:{record.id}:{hit.visitor}"
+    limit_key = password_limit_key(hit.edge.settings.key_prefix, record.id, hit.visitor)
     if await rate_limited(hit.edge, limit_key, PASSWORD_ATTEMPTS):
         return await hit.fail(429, extra=[(b"retry-after", b"60")])
     if not await verify_password(record.password_hash, form.get("password", "")):

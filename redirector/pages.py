@@ -15,6 +15,7 @@ from redirector.cache import PageRecord
 from redirector.events import BLOCK_CLICK, FORM, VIEW
 from redirector.forms import FormTooLarge, rate_limited, read_form, valid_email
 from redirector.hit import Hit
+from redirector.keys import form_limit_key
 from redirector.links import live, location, redirect_link
 from redirector.rules import is_http_url
 from redirector.views import HTML, JSON, with_banner
@@ -128,7 +129,7 @@ async def form_post(hit: Hit, receive: Receive, handle: str, block_id: str) -> N
     fields, problem = clean_fields(form)
     if problem:
         return await hit.fail(422, problem)
-    limit_key = f"{hit.edge.settings.key_prefix}rl:form:{page.id}:{hit.visitor}"
+    limit_key = form_limit_key(hit.edge.settings.key_prefix, page.id, hit.visitor)
     if await rate_limited(hit.edge, limit_key, FORM_LIMIT):
         return await hit.fail(429, "Too many submissions. Try again in a minute.", extra=[(b"retry-after", b"60")])
     extra = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)

@@ -18,9 +18,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redirector.cluster import cluster_seeds, is_cluster_url
-from redirector.resp import (
-    RedisAddress,
+from redirector.redis_url import RedisAddress, cluster_seeds, is_cluster_url
+from redirector.resp.client import (
     RespConnectionError,
     RespError,
     RespProtocol,

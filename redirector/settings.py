@@ -6,8 +6,9 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from redirector.cache import KEY_PREFIX
 from redirector.events import DEFAULT_SHARDS
+from redirector.keys import KEY_PREFIX
+from redirector.redis_url import DEFAULT_REDIS_URL
 
 
 def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -20,7 +21,7 @@ def _bool(value: str) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = DEFAULT_REDIS_URL
     key_prefix: str = KEY_PREFIX
     public_base_url: str = "http://localhost:8080"
     bio_base_url: str = ""

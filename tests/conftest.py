@@ -1,7 +1,7 @@
 """Real PostgreSQL and Redis for every test run: no fakes.
 
 TEST_DATABASE_URL / TEST_REDIS_URL when set, else the local services on their standard
-ports, else embedded servers (see api.devstack). A run creates its own database and its
+ports, else embedded servers (see devstack.services). A run creates its own database and its
 own Redis key prefix, wipes both before each test, and drops them when it ends.
 """
 
@@ -18,8 +18,8 @@ import asyncpg
 import pytest
 import redis
 
-from api.devstack import Services, ensure_services
 from api.migrate import migrate
+from devstack.services import Services, ensure_services
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = secrets.token_hex(4)

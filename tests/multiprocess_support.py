@@ -75,7 +75,7 @@ class Processes:
         log = self.logs / f"{name}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "serve", what, *args],
+                [sys.executable, "-m", "cli.main", "serve", what, *args],
                 cwd=ROOT,
                 env={**os.environ, **self.env, **(extra or {})},
                 stdout=out,

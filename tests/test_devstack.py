@@ -1,6 +1,6 @@
-"""The embedded fallback of api.devstack: real PostgreSQL and valkey servers started from pip packages.
+"""The embedded fallback of devstack.services: real PostgreSQL and valkey servers started from pip packages.
 
-These never touch the services on the standard ports: the environment points at dead ports and the
+These never touch the services on the standard ports: no URL is given and the
 local fallback is switched off, so ensure_services must start its own servers under tmp_path.
 """
 
@@ -10,9 +10,11 @@ import asyncio
 import socket
 
 import asyncpg
+import pytest
 import redis
 
-from api.devstack import answers, embedded_status, ensure_services, stop_embedded
+from devstack.services import ServiceError, embedded_status, ensure_services, stop_embedded
+from kit.reach import answers
 
 
 def _dead_port() -> int:
@@ -39,9 +41,22 @@ def test_answers_is_false_for_a_dead_port():
     assert not answers(_dead_env()["DATABASE_URL"])
 
 
+@pytest.mark.parametrize("variable", ["DATABASE_URL", "REDIS_URL"])
+def test_a_given_url_that_does_not_answer_is_an_error_not_a_fallback(tmp_path, variable):
+    env = {
+        variable: _dead_env()[variable]
+        .replace("postgres@", "postgres:hunter2@")
+        .replace("redis://", "redis://:hunter2@")
+    }
+    with pytest.raises(ServiceError) as raised:
+        ensure_services(tmp_path, env, allow_local=True)
+    message = str(raised.value)
+    assert "is not answering at" in message and "127.0.0.1:" in message and "hunter2" not in message
+    assert embedded_status(tmp_path) == {"postgres": None, "redis": None}  # nothing was started
+
+
 def test_embedded_postgres_and_redis_start_answer_are_reused_and_stop(tmp_path):
-    env = _dead_env()
-    services = ensure_services(tmp_path, env, allow_local=False, database="linkedge")
+    services = ensure_services(tmp_path, {}, allow_local=False, database="linkedge")
     try:
         assert (services.database_source, services.redis_source) == ("embedded", "embedded")
         assert [s.kind for s in services.started] == ["postgres", "redis"]
@@ -72,14 +87,14 @@ def test_embedded_postgres_and_redis_start_answer_are_reused_and_stop(tmp_path):
 
 
 def test_stop_embedded_stops_servers_left_running_by_another_command(tmp_path):
-    services = ensure_services(tmp_path, _dead_env(), allow_local=False)
+    services = ensure_services(tmp_path, {}, allow_local=False)
     try:
         ports = [server.port for server in services.started]
         # The data folder remembers the ports, so a restart comes back on the same ones.
         stopped = stop_embedded(tmp_path)
         assert len(stopped) == 2
         assert embedded_status(tmp_path) == {"postgres": None, "redis": None}
-        restarted = ensure_services(tmp_path, _dead_env(), allow_local=False)
+        restarted = ensure_services(tmp_path, {}, allow_local=False)
         try:
             assert [server.port for server in restarted.started] == ports
         finally:

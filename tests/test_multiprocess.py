@@ -30,8 +30,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings as ApiSettings
 from api.teams import create_key, create_team
-from redirector.cache import ready_key
-from redirector.events import event_stream_key
+from redirector.keys import event_stream_key, ready_key, shard_lease_key
 from tests.multiprocess_support import (
     BROWSER_UA,
     Clicks,
@@ -43,7 +42,6 @@ from tests.multiprocess_support import (
     wait_for,
 )
 from tests.redirector.edge_support import free_port, wait_for_port
-from workers.lease import shard_lease_key
 
 SHARDS = 8  # EVENT_SHARDS default, on the edges and the workers
 LEASE_MS = 1500  # a dead worker's shards are free after this

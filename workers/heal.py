@@ -1,6 +1,6 @@
 """Self-healing serving cache: notice that Redis lost it, rebuild it from PostgreSQL.
 
-Every full build ends by writing the ``ready`` sentinel (:func:`api.cache_sync.ready_keys`: one
+Every full build ends by writing the ``ready`` sentinel (:func:`api.serving.sync.ready_keys`: one
 key, or one per master of a Redis Cluster, where a master can lose its data alone). When one is
 gone (FLUSHALL, a Redis restart without persistence, eviction), one worker (holding a Redis
 lock) rebuilds every record with ``SET NX``, so records already rewritten by API calls in
@@ -18,8 +18,8 @@ import time
 import asyncpg
 from redis.asyncio import Redis
 
-from api import cache_sync
-from api.settings import Settings as ApiSettings
+from api.serving import sync as cache_sync
+from redirector import keys
 from workers import lease
 from workers.metrics import Metrics
 from workers.settings import Settings
@@ -27,22 +27,11 @@ from workers.settings import Settings
 log = logging.getLogger("linkedge.worker")
 
 
-def api_settings(settings: Settings) -> ApiSettings:
-    """The API's view of the same deployment (what the cache records are built with)."""
-    env = {
-        **settings.env,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "KEY_PREFIX": settings.key_prefix,
-    }
-    return ApiSettings.from_env(env)
-
-
 async def heal_once(settings: Settings, pg: asyncpg.Pool, redis: Redis, metrics: Metrics | None = None) -> int | None:
     """Rebuild the cache if its ready sentinel is missing; returns records written, None if not needed."""
-    if await cache_sync.is_ready(redis, api_settings(settings)):
+    if await cache_sync.is_ready(redis, settings.serving):
         return None
-    key, token = lease.rebuild_lock_key(settings.key_prefix), secrets.token_hex(8)
+    key, token = keys.rebuild_lock_key(settings.key_prefix), secrets.token_hex(8)
     lock_ms = max(settings.lease_ms, 5000)
     if not await lease.acquire(redis, key, token, lock_ms):
         return None  # another worker is rebuilding
@@ -58,7 +47,7 @@ async def heal_once(settings: Settings, pg: asyncpg.Pool, redis: Redis, metrics:
     keeper = asyncio.create_task(keep_lock())
     started = time.monotonic()
     try:
-        written = await cache_sync.rebuild_all(pg, redis, api_settings(settings), only_missing=True)
+        written = await cache_sync.rebuild_all(pg, redis, settings.serving, only_missing=True)
     finally:
         stop.set()
         await keeper
@@ -77,7 +66,7 @@ async def heal_loop(settings: Settings, pg: asyncpg.Pool, redis: Redis, metrics:
             await heal_once(settings, pg, redis, metrics)
             if time.monotonic() - last_repair >= settings.repair_interval:
                 last_repair = time.monotonic()
-                repaired = await cache_sync.repair_pending(pg, redis, api_settings(settings))
+                repaired = await cache_sync.repair_pending(pg, redis, settings.serving)
                 if repaired:
                     metrics.cache_repairs.inc(repaired)
         except Exception:

@@ -20,21 +20,6 @@ return 0
 """
 
 
-def shard_lease_key(prefix: str, shard: int) -> str:
-    """Lease of a stream shard; same hash tag as the stream, so both live in one Cluster slot."""
-    return f"{prefix}rollup:lease:{{{shard}}}"
-
-
-def workers_key(prefix: str) -> str:
-    """Sorted set of live roll-up workers (score: last heartbeat, ms), to share shards fairly."""
-    return f"{prefix}rollup:workers"
-
-
-def rebuild_lock_key(prefix: str) -> str:
-    """Lock held by the one worker rebuilding the serving cache."""
-    return f"{prefix}cache:rebuild:lock"
-
-
 async def acquire(redis: Redis, key: str, token: str, ms: int) -> bool:
     return bool(await redis.set(key, token, nx=True, px=ms))
 

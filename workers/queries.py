@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from api.db import Conn
+from kit.postgres import Conn
+from kit.sketch import Sketch, decode_sketch, visitor_hashes
 from workers.aggregate import MAX_VALUE, UUID_LEN, Batch
-from workers.hll import Sketch, decode_sketch, visitor_hashes
 
 INITIAL_ID = "0-0"
 SEP = "\x1f"  # separates breakdown values; workers.aggregate strips it from event lines

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 import asyncpg
 from redis.asyncio import Redis
 
-from redirector.events import EVENT_FIELD, event_stream_key
+from redirector import keys
+from redirector.events import EVENT_FIELD
+from redirector.keys import event_stream_key
 from workers import lease
 from workers.aggregate import Aggregator, Batch
 from workers.metrics import Metrics
@@ -76,7 +78,7 @@ class Rollup:
         return event_stream_key(self.settings.key_prefix, shard)
 
     def _lease(self, shard: int) -> str:
-        return lease.shard_lease_key(self.settings.key_prefix, shard)
+        return keys.shard_lease_key(self.settings.key_prefix, shard)
 
     async def _positions(self, shards: list[int]) -> dict[int, str]:
         """Committed watermarks of ``shards``, read from PostgreSQL when not known yet."""
@@ -251,7 +253,7 @@ class Rollup:
         """Heartbeat, renew held leases, then take (or give back) shards to reach the fair share."""
         s, r = self.settings, self.redis
         now = int(time.time() * 1000)
-        key = lease.workers_key(s.key_prefix)
+        key = keys.workers_key(s.key_prefix)
         async with r.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {self.token: now})
             pipe.zremrangebyscore(key, 0, now - s.lease_ms)
@@ -299,7 +301,7 @@ class Rollup:
         try:
             for shard in sorted(self.owned):
                 await lease.release(self.redis, self._lease(shard), self.token)
-            await self.redis.zrem(lease.workers_key(self.settings.key_prefix), self.token)
+            await self.redis.zrem(keys.workers_key(self.settings.key_prefix), self.token)
         except Exception as e:
             log.warning("could not release shard leases (they expire on their own): %s", e)
         self.owned.clear()

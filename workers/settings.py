@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from api.devstack import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
-from api.redis_conn import arq_queue_name
-from redirector.cache import KEY_PREFIX
+from api.serving.config import DEFAULT_PUBLIC_BASE_URL, ServingConfig
+from kit.postgres import DEFAULT_DATABASE_URL
 from redirector.events import DEFAULT_SHARDS
+from redirector.keys import KEY_PREFIX, arq_queue_name
+from redirector.redis_url import DEFAULT_REDIS_URL
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class Settings:
     heal_interval: float = 1.0  # seconds between checks that the serving cache is still there
     repair_interval: float = 5.0  # seconds between retries of failed cache writes
     pg_pool_size: int = 12
-    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # for the API settings the heal uses
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL  # the cache heal builds records with these
+    bio_base_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -40,13 +42,19 @@ class Settings:
             heal_interval=float(env.get("CACHE_HEAL_INTERVAL", cls.heal_interval)),
             repair_interval=float(env.get("CACHE_REPAIR_INTERVAL", cls.repair_interval)),
             pg_pool_size=int(env.get("WORKER_DB_POOL", cls.pg_pool_size)),
-            env=dict(env),
+            public_base_url=env.get("PUBLIC_BASE_URL", DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
+            bio_base_url=env.get("BIO_BASE_URL", "").rstrip("/"),
         )
 
     @property
     def queue_name(self) -> str:
         """arq queue, under the key prefix so separate deployments and test runs never share it.
 
-        It carries arq's hash tag, like every arq key, so arq works on a Redis Cluster (api.redis_conn).
+        It carries arq's hash tag, like every arq key, so arq works on a Redis Cluster (kit.queue).
         """
         return arq_queue_name(self.key_prefix)
+
+    @property
+    def serving(self) -> ServingConfig:
+        """The read model's view of this deployment, as the API builds it."""
+        return ServingConfig(self.key_prefix, self.public_base_url, self.bio_base_url)

@@ -8,9 +8,9 @@ A ``burst=True`` worker starts no loops; enqueue ``rollup_drain`` to have it dra
 streams once (tests, one-off catch-up).
 
 Two Redis clients: arq's pool (``ctx["redis"]``) for the queue, and ``ctx["data_redis"]`` from
-:func:`api.redis_conn.connect_redis` for the streams, leases and cache. On one Redis they reach the
+:func:`kit.redis.connect_redis` for the streams, leases and cache. On one Redis they reach the
 same server; on a Redis Cluster arq's pool is a plain client on the master of the arq slot
-(:class:`api.redis_conn.ArqPool`) while the data client routes every key to its own master.
+(:class:`kit.queue.ArqPool`) while the data client routes every key to its own master.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ import asyncpg
 from arq.cron import cron
 from arq.worker import Worker, func
 
-from api.db import create_pool
-from api.redis_conn import ARQ_TAG, connect_redis, create_arq_pool
+from kit.postgres import create_pool
+from kit.queue import create_arq_pool
+from kit.redis import connect_redis
+from redirector.keys import purge_cron_name
 from workers.heal import heal_loop
 from workers.jobs import FUNCTIONS, purge_deleted_pages
 from workers.metrics import Metrics
@@ -32,12 +34,6 @@ from workers.rollup import Rollup
 from workers.settings import Settings
 
 log = logging.getLogger("linkedge.worker")
-
-
-def cron_purge_name(key_prefix: str) -> str:
-    """The purge cron's name. arq builds each firing's job id from it, so it carries the key
-    prefix (deployments sharing a Redis keep their firings apart) and the arq slot's tag."""
-    return f"{key_prefix}cron:purge_deleted_pages{ARQ_TAG}"
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -85,7 +81,7 @@ async def rollup_drain(ctx: dict[str, Any]) -> int:
 
 
 class LinkedgeWorker(Worker):
-    """arq's worker with its pool from :func:`api.redis_conn.create_arq_pool` (Redis or Cluster)."""
+    """arq's worker with its pool from :func:`kit.queue.create_arq_pool` (Redis or Cluster)."""
 
     def __init__(self, *, redis_url: str, job_namespace: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -110,7 +106,7 @@ def create_worker(settings: Settings, **kwargs: Any) -> Worker:
         # Catches bio pages whose delete_page job was lost; arq runs each firing once across workers
         # (unique). arq builds the firing's job id from the name, so the name carries the arq slot's tag.
         cron_jobs=[
-            cron(purge_deleted_pages, name=cron_purge_name(settings.key_prefix), minute={0, 10, 20, 30, 40, 50})
+            cron(purge_deleted_pages, name=purge_cron_name(settings.key_prefix), minute={0, 10, 20, 30, 40, 50})
         ],
         queue_name=settings.queue_name,
         on_startup=startup,

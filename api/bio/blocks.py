@@ -14,11 +14,11 @@ from typing import Any
 import asyncpg
 
 from api.bio import queries
-from api.bio.embeds import PROVIDERS
-from api.bio.queries import Row
 from api.bio.schemas import BlockIn, LinkItemIn, check_image_url, check_url
-from api.db import Conn
 from api.errors import ValidationFailed
+from api.serving.embeds import PROVIDERS
+from api.serving.queries import blocks_of
+from kit.postgres import Conn, Row
 
 Detail = dict[str, str]
 FORM_FIELDS = ("email", "name", "message")
@@ -137,7 +137,7 @@ async def replace_blocks(
     (an id that is not one of this page's blocks is a 422); without one it is created; stored blocks
     not named are deleted.
     """
-    stored = {b["id"]: b for b in (await queries.blocks_of(conn, [page_id]))[page_id]}
+    stored = {b["id"]: b for b in (await blocks_of(conn, [page_id]))[page_id]}
     errors: list[Detail] = []
     planned: list[tuple[uuid.UUID | None, str, dict[str, Any]]] = []
     seen: set[uuid.UUID] = set()

@@ -12,18 +12,9 @@ from typing import Any
 
 import asyncpg
 
-from api.db import Conn
+from api.serving.queries import PAGE_COLUMNS
+from kit.postgres import Conn
 
-Row = asyncpg.Record | Mapping[str, Any]
-
-PAGE_COLUMNS = (
-    "p.id, p.team_id, p.handle, p.display_name, p.headline, p.bio, p.avatar_url, p.theme, p.seo, p.page_data, "
-    "p.is_published, p.published_at, p.created_at, p.updated_at"
-)
-BLOCK_COLUMNS = (
-    "b.id, b.page_id, b.type, b.label, b.url, b.link_id, b.icon, b.sort_order, b.is_active, b.config, "
-    "b.created_at, b.updated_at, l.code AS link_code, l.title AS link_title, l.destination AS link_destination"
-)
 PAGE_FIELDS = ("handle", "display_name", "headline", "bio", "avatar_url", "theme", "seo", "page_data")
 BLOCK_FIELDS = ("type", "label", "url", "link_id", "icon", "sort_order", "is_active", "config")
 
@@ -53,40 +44,6 @@ async def get_page(
         page_id,
         team_id,
     )
-
-
-async def published_page(conn: Conn, handle: str) -> asyncpg.Record | None:
-    """The live, published page answering to ``handle`` (case-insensitively)."""
-    return await conn.fetchrow(
-        f"SELECT {PAGE_COLUMNS} FROM bio_pages p "
-        "WHERE lower(p.handle) = lower($1) AND p.deleted_at IS NULL AND p.is_published",
-        handle,
-    )
-
-
-async def published_pages_after(conn: Conn, after: uuid.UUID | None, limit: int) -> list[asyncpg.Record]:
-    """A keyset batch of every published page, ordered by id."""
-    return await conn.fetch(
-        f"SELECT {PAGE_COLUMNS} FROM bio_pages p WHERE p.deleted_at IS NULL AND p.is_published "
-        "AND ($1::uuid IS NULL OR p.id > $1) ORDER BY p.id LIMIT $2",
-        after,
-        limit,
-    )
-
-
-async def blocks_of(conn: Conn, page_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[asyncpg.Record]]:
-    """Blocks of each page by ``sort_order`` (ties in creation order), with their short link's code."""
-    out: dict[uuid.UUID, list[asyncpg.Record]] = {pid: [] for pid in page_ids}
-    if not page_ids:
-        return out
-    rows = await conn.fetch(
-        f"SELECT {BLOCK_COLUMNS} FROM bio_blocks b LEFT JOIN links l ON l.id = b.link_id "
-        "WHERE b.page_id = ANY($1::uuid[]) ORDER BY b.page_id, b.sort_order, b.created_at, b.id",
-        list(page_ids),
-    )
-    for row in rows:
-        out[row["page_id"]].append(row)
-    return out
 
 
 async def list_pages(

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from api.bio.themes import BUTTON_STYLES, FONTS, normalise_accent, palette_name
 from api.jsontext import check_json
+from api.serving.themes import BUTTON_STYLES, FONTS, normalise_accent, palette_name
 from redirector.rules import is_http_url
 
 BlockType = Literal["link", "header", "text", "social", "embed", "image", "form"]

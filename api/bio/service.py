@@ -1,7 +1,7 @@
 """Bio page use cases shared by both API shapes: transactions, plan limits, handles, write-through.
 
 Every write commits to PostgreSQL, then re-syncs the page's cache record(s) through
-:func:`api.cache_sync.sync_page` (old and new handle on a rename), so the edge serves what was
+:func:`api.serving.sync.sync_page` (old and new handle on a rename), so the edge serves what was
 committed. Deleting marks the page at once and leaves the rows to the ``delete_page`` job.
 """
 
@@ -18,17 +18,17 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from api import cache_sync
 from api.auth import Principal
 from api.bio import queries
 from api.bio.blocks import links_as_blocks, parse_uuid, replace_blocks
 from api.bio.handles import candidates, handle_problem, slugify
-from api.bio.queries import Row
 from api.bio.schemas import BlockIn, LinkItemIn
-from api.db import Conn
 from api.errors import NotFound, PaymentRequired, ValidationFailed
-from api.redis_conn import arq_job_id
+from api.serving import sync as cache_sync
+from api.serving.queries import blocks_of
 from api.settings import Settings
+from kit.postgres import Conn, Row
+from kit.queue import arq_job_id
 
 log = logging.getLogger("linkedge.bio")
 MAX_HANDLE_TRIES = 60
@@ -91,7 +91,7 @@ async def load(conn: Conn, team_id: uuid.UUID, page_id: uuid.UUID) -> PageView:
 
 async def views_of(conn: Conn, pages: Sequence[asyncpg.Record], *, with_blocks: bool = True) -> list[PageView]:
     ids = [p["id"] for p in pages]
-    blocks = await queries.blocks_of(conn, ids) if with_blocks else {}
+    blocks = await blocks_of(conn, ids) if with_blocks else {}
     totals = await queries.page_totals(conn, ids)
     return [PageView(p, blocks.get(p["id"], []), *totals.get(p["id"], (0, 0))) for p in pages]
 
@@ -175,7 +175,7 @@ async def update_page(ctx: Ctx, principal: Principal, page_id: uuid.UUID, change
             fields["handle"] = change.handle
         if change.is_published is not None:
             fields["is_published"] = change.is_published
-        stored_blocks = (await queries.blocks_of(conn, [page_id]))[page_id]
+        stored_blocks = (await blocks_of(conn, [page_id]))[page_id]
         items = _block_items(change, stored_blocks)
         if items is not None:
             await replace_blocks(conn, principal.team_id, page_id, items)
@@ -208,9 +208,9 @@ async def delete_page(ctx: Ctx, principal: Principal, page_id: uuid.UUID) -> Non
 
 
 async def _sync(ctx: Ctx, old_handle: str, new_handle: str | None) -> None:
-    await cache_sync.sync_page(ctx.pool, ctx.redis, ctx.settings, old_handle)
+    await cache_sync.sync_page(ctx.pool, ctx.redis, ctx.settings.serving, old_handle)
     if new_handle is not None and new_handle.lower() != old_handle.lower():
-        await cache_sync.sync_page(ctx.pool, ctx.redis, ctx.settings, new_handle)
+        await cache_sync.sync_page(ctx.pool, ctx.redis, ctx.settings.serving, new_handle)
 
 
 async def resync_pages(pool: asyncpg.Pool, redis: Redis, settings: Settings, handles: Sequence[str]) -> None:
@@ -220,4 +220,4 @@ async def resync_pages(pool: asyncpg.Pool, redis: Redis, settings: Settings, han
     (deleting a link nulls ``bio_blocks.link_id``), call this after the commit.
     """
     for handle in dict.fromkeys(h.lower() for h in handles):
-        await cache_sync.sync_page(pool, redis, settings, handle)
+        await cache_sync.sync_page(pool, redis, settings.serving, handle)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from api.bio.queries import Row
 from api.bio.schemas import BioPageCreate, BioPageUpdate, PageDataCreate, PageDataUpdate
 from api.bio.service import Change, PageView
-from api.bio.themes import resolve
 from api.envelope import rfc3339
+from api.serving.themes import resolve
 from api.settings import Settings
+from kit.postgres import Row
 
 
 def theme_resource(stored: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from api.bio.service import PageView
-from api.db import Conn
 from api.envelope import rfc3339
 from api.errors import ValidationFailed
 from api.plans import Plan
 from api.stats import queries
 from api.stats.window import WindowQuery, last_days, parse_window
+from kit.postgres import Conn
 
 
 async def counters(conn: Conn, plan: Plan, view: PageView, query: WindowQuery) -> dict[str, Any]:

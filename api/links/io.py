@@ -16,11 +16,11 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from api.db import Conn
 from api.links import queries, service
 from api.links.objects import link_object
 from api.plans import get_plan
 from api.settings import Settings
+from kit.postgres import Conn
 
 CHUNK = 100
 EXPORT_BATCH = 500

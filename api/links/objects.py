@@ -6,12 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
-import asyncpg
-
 from api.envelope import rfc3339
 from api.settings import Settings
+from kit.postgres import Row
 
-Row = asyncpg.Record | Mapping[str, Any]
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from api.db import Conn
+from kit.postgres import Conn
 
 Executor = Conn | asyncpg.Pool  # single-statement reads may go straight to the pool
 

@@ -1,6 +1,6 @@
 """Link use cases: validation past the schema, transactions, plan limits and the cache write-through.
 
-Every write commits to PostgreSQL first and then calls :func:`api.cache_sync.sync_link` for each
+Every write commits to PostgreSQL first and then calls :func:`api.serving.sync.sync_link` for each
 code it touched (old and new when a code changes), so the cache never holds a record the database
 lacks. Creation runs under a per-team advisory lock with the count checked inside the transaction.
 """
@@ -18,17 +18,17 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from api import cache_sync
 from api.errors import ApiError, Conflict, NotFound, PaymentRequired, ValidationFailed
 from api.links import queries
 from api.links.codes import random_code
 from api.links.objects import merge_utm
-from api.links.passwords import hash_password_async
 from api.links.schemas import LinkCreate, LinkUpdate, error_details, sentence
 from api.pagination import PageParams, paginate
 from api.plans import Plan
+from api.serving import sync as cache_sync
 from api.settings import Settings
-from redirector.cache import clicks_key
+from redirector.keys import clicks_key
+from redirector.passwords import hash_password_async
 from redirector.rules import RuleError, parse_rules
 
 Row = Any  # an asyncpg.Record of the links table
@@ -164,7 +164,7 @@ async def create_link(
     created, errors = await _insert_all(pool, team_id, plan, [(0, values)])
     if errors:
         raise errors[0].as_api_error()
-    await cache_sync.sync_link(pool, redis, settings, created[0]["code"])
+    await cache_sync.sync_link(pool, redis, settings.serving, created[0]["code"])
     return created[0]
 
 
@@ -177,7 +177,7 @@ async def create_many(
     valid = [(i, p) for i, p in enumerate(prepared) if not isinstance(p, ItemError)]
     created, insert_errors = await _insert_all(pool, team_id, plan, valid)
     for row in created:
-        await cache_sync.sync_link(pool, redis, settings, row["code"])
+        await cache_sync.sync_link(pool, redis, settings.serving, row["code"])
     return BulkResult(created, sorted(errors + insert_errors, key=lambda e: e.index))
 
 
@@ -244,11 +244,11 @@ async def update_link(
             raise Conflict(f"The slug '{changes['code']}' is already in use.") from None
         except asyncpg.DataError as e:
             raise ValidationFailed(f"The link cannot be stored: {e}.") from None
-    await cache_sync.sync_link(pool, redis, settings, row["code"])
+    await cache_sync.sync_link(pool, redis, settings.serving, row["code"])
     if updated["code"] != row["code"]:
-        await cache_sync.sync_link(pool, redis, settings, updated["code"])
+        await cache_sync.sync_link(pool, redis, settings.serving, updated["code"])
     for handle in handles:
-        await cache_sync.sync_page(pool, redis, settings, handle)
+        await cache_sync.sync_page(pool, redis, settings.serving, handle)
     return updated
 
 
@@ -261,9 +261,9 @@ async def delete_link(pool: asyncpg.Pool, redis: Redis, settings: Settings, team
             raise not_found(link_id)
         handles = await queries.page_handles_using(conn, lid)  # before ON DELETE SET NULL forgets them
         await queries.delete_link(conn, team_id, lid)
-    await cache_sync.sync_link(pool, redis, settings, row["code"])
+    await cache_sync.sync_link(pool, redis, settings.serving, row["code"])
     for handle in handles:
-        await cache_sync.sync_page(pool, redis, settings, handle)
+        await cache_sync.sync_page(pool, redis, settings.serving, handle)
     try:
         await redis.unlink(clicks_key(settings.key_prefix, str(lid)))
     except RedisError:

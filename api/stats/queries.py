@@ -1,6 +1,6 @@
 """Reading the roll-up's counters (links, bio pages and blocks alike: a subject is any of them).
 
-Visitors are merged from the hourly sketches (:func:`workers.hll.merge_count`): exact up to 512
+Visitors are merged from the hourly sketches (:func:`kit.sketch.merge_count`): exact up to 512
 per hour, else a HyperLogLog with a standard error of 1.6 %. Visitor ids are a hash salted per UTC
 day, so over a range longer than a day a returning visitor counts once per day they came.
 """
@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from api.db import Conn
 from api.stats.window import Window, bucket_starts
-from workers.hll import merge_count
+from kit.postgres import Conn
+from kit.sketch import merge_count
 
 DIMENSIONS = ("country", "device", "os", "browser", "referrer")
 _UNKNOWN = {"referrer": "(direct)"}  # label of the empty value; "(unknown)" for the others

@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from redis.asyncio import Redis as AsyncRedis
 
 from api.app import create_app
-from api.db import create_pool
 from api.settings import Settings
 from api.teams import create_key, create_team
+from kit.postgres import create_pool
 
 T = TypeVar("T")
 

@@ -138,9 +138,9 @@ def test_concurrent_creates_cannot_both_pass_the_page_limit(make_api, env) -> No
 
     from api.auth import Principal
     from api.bio import service
-    from api.db import create_pool
     from api.errors import PaymentRequired
     from api.settings import Settings
+    from kit.postgres import create_pool
 
     free = make_api("racers", plan="free")
     principal = Principal(uuid.uuid4(), free.team_id, "racers", plans.PLANS["free"], frozenset({"bio:write"}))

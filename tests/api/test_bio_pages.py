@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
-from api.db import create_pool
+from kit.postgres import create_pool
 from tests.api.test_bio_support import (  # noqa: F401
     Api,
     api_fixture,
@@ -380,7 +380,7 @@ def test_delete_reaches_an_edge_that_cached_the_page(api: Api, env) -> None:
 def test_cache_rebuild_restores_published_pages_only(api: Api, env, cache) -> None:
     from redis.asyncio import Redis
 
-    from api import cache_sync
+    from api.serving import sync as cache_sync
     from api.settings import Settings
 
     published = blocks_page(api, handle="one", blocks=[{"type": "link", "url": "https://a.example"}])
@@ -394,7 +394,7 @@ def test_cache_rebuild_restores_published_pages_only(api: Api, env, cache) -> No
         redis = Redis.from_url(settings.redis_url)
         try:
             await redis.delete(f"{settings.key_prefix}p:one")
-            return await cache_sync.rebuild_all(pool, redis, settings)
+            return await cache_sync.rebuild_all(pool, redis, settings.serving)
         finally:
             await redis.aclose()
             await pool.close()

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from api.bio.embeds import embed_for
+from api.serving.embeds import embed_for
 from tests.api.test_bio_support import (  # noqa: F401
     Api,
     api_fixture,

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
-from api.db import create_pool
-from redirector.events import EVENT_FIELD, VIEW, Event, encode_batch, encode_event, event_stream_key
+from kit.postgres import create_pool
+from redirector.events import EVENT_FIELD, VIEW, Event, encode_batch, encode_event
+from redirector.keys import event_stream_key
 from tests.api.test_bio_support import Api, api_fixture, data, make_api_fixture, sql, sync_link  # noqa: F401
 from workers.rollup import Rollup
 from workers.settings import Settings as WorkerSettings

@@ -22,7 +22,8 @@ from starlette.testclient import TestClient
 from api import teams
 from api.app import create_app
 from api.settings import Settings
-from redirector.cache import PageRecord, decode_page, page_key
+from redirector.cache import PageRecord, decode_page
+from redirector.keys import page_key
 
 API = "/api/v1"
 
@@ -162,8 +163,8 @@ def sync_link(env: dict[str, str], code: str) -> None:
     """Write a short link's cache record, as the links API does after its commit."""
     from redis.asyncio import Redis
 
-    from api import cache_sync
-    from api.db import create_pool
+    from api.serving import sync as cache_sync
+    from kit.postgres import create_pool
 
     async def go() -> None:
         settings = Settings.from_env(env)

@@ -6,8 +6,9 @@ import uuid
 
 from redis.asyncio import Redis
 
-from api import cache_sync
-from redirector.cache import clicks_key, decode_record, invalidation_channel, link_key, page_key, ready_key
+from api.serving import sync as cache_sync
+from redirector.cache import decode_record
+from redirector.keys import clicks_key, invalidation_channel, link_key, page_key, ready_key
 
 
 async def add_link(pool, team, code: str, url: str = "https://example.com/") -> uuid.UUID:
@@ -25,7 +26,7 @@ async def test_sync_writes_record_and_publishes_key(ctx) -> None:
     await pubsub.subscribe(invalidation_channel(settings.key_prefix))
     await pubsub.get_message(timeout=1)  # subscribe confirmation
 
-    assert await cache_sync.sync_link(pool, redis, settings, "abc")
+    assert await cache_sync.sync_link(pool, redis, settings.serving, "abc")
 
     record = decode_record(await redis.get(link_key(settings.key_prefix, "abc")))
     assert (record.id, record.url, record.status) == (str(link_id), "https://example.com/", 302)
@@ -37,9 +38,9 @@ async def test_sync_writes_record_and_publishes_key(ctx) -> None:
 async def test_sync_of_deleted_link_removes_record(ctx) -> None:
     settings, pool, redis, team = ctx
     await add_link(pool, team, "gone")
-    await cache_sync.sync_link(pool, redis, settings, "gone")
+    await cache_sync.sync_link(pool, redis, settings.serving, "gone")
     await pool.execute("DELETE FROM links WHERE code = 'gone'")
-    await cache_sync.sync_link(pool, redis, settings, "gone")
+    await cache_sync.sync_link(pool, redis, settings.serving, "gone")
     assert await redis.exists(link_key(settings.key_prefix, "gone")) == 0
 
 
@@ -48,13 +49,13 @@ async def test_failed_cache_write_is_queued_then_repaired(ctx) -> None:
     await add_link(pool, team, "later")
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     try:
-        assert not await cache_sync.sync_link(pool, dead, settings, "later")
+        assert not await cache_sync.sync_link(pool, dead, settings.serving, "later")
     finally:
         await dead.aclose()
     assert await pool.fetchval("SELECT count(*) FROM cache_repairs WHERE kind = 'link' AND ref = 'later'") == 1
     assert await redis.exists(link_key(settings.key_prefix, "later")) == 0
 
-    assert await cache_sync.repair_pending(pool, redis, settings) == 1
+    assert await cache_sync.repair_pending(pool, redis, settings.serving) == 1
     assert await redis.exists(link_key(settings.key_prefix, "later")) == 1
     assert await pool.fetchval("SELECT count(*) FROM cache_repairs") == 0
 
@@ -66,7 +67,7 @@ async def test_rebuild_rewrites_everything_and_sweeps_stale(ctx) -> None:
     await redis.set(link_key(settings.key_prefix, "stale"), b"L1{}")
     seen: list[tuple[int, int]] = []
 
-    written = await cache_sync.rebuild_all(pool, redis, settings, progress=lambda d, t: seen.append((d, t)))
+    written = await cache_sync.rebuild_all(pool, redis, settings.serving, progress=lambda d, t: seen.append((d, t)))
 
     assert written == 1203
     assert seen[0] == (0, 1203) and seen[-1] == (1203, 1203)
@@ -80,7 +81,7 @@ async def test_heal_rebuild_never_overwrites_a_fresher_record(ctx) -> None:
     settings, pool, redis, team = ctx
     await add_link(pool, team, "fresh", "https://old.example/")
     await redis.set(link_key(settings.key_prefix, "fresh"), b"newer")
-    await cache_sync.rebuild_all(pool, redis, settings, only_missing=True)
+    await cache_sync.rebuild_all(pool, redis, settings.serving, only_missing=True)
     assert await redis.get(link_key(settings.key_prefix, "fresh")) == b"newer"
 
 
@@ -91,7 +92,7 @@ async def test_rebuild_restores_lost_click_limits_without_lowering_live_ones(ctx
     await pool.execute("UPDATE links SET max_clicks = 10, scan_count = 7 WHERE id = ANY($1::uuid[])", [lost, live])
     await redis.set(clicks_key(settings.key_prefix, str(live)), 9)  # the edge is ahead of the roll-up
 
-    await cache_sync.rebuild_all(pool, redis, settings, only_missing=True)
+    await cache_sync.rebuild_all(pool, redis, settings.serving, only_missing=True)
 
     assert await redis.get(clicks_key(settings.key_prefix, str(lost))) == b"7"
     assert await redis.get(clicks_key(settings.key_prefix, str(live))) == b"9"
@@ -100,5 +101,5 @@ async def test_rebuild_restores_lost_click_limits_without_lowering_live_ones(ctx
 async def test_full_rebuild_drops_pages_that_no_longer_serve(ctx) -> None:
     settings, pool, redis, team = ctx
     await redis.set(page_key(settings.key_prefix, "ghost"), b"P1{}\n<p>old</p>")
-    await cache_sync.rebuild_all(pool, redis, settings)
+    await cache_sync.rebuild_all(pool, redis, settings.serving)
     assert await redis.exists(page_key(settings.key_prefix, "ghost")) == 0

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from api.auth import ABILITIES, authenticate
-from api.cli import main
-from api.db import create_pool
-from api.devstack import with_database
 from api.errors import Unauthorized
+from cli.main import main
+from devstack.services import with_database
+from kit.postgres import create_pool
 
 
 @pytest.fixture
@@ -160,6 +160,40 @@ def test_bad_input_is_one_line_and_exit_1(run, args, message):
     assert "Traceback" not in err and err.count("\n") == 1
 
 
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
+
+
+@pytest.mark.parametrize(
+    ("args", "variable", "what"),
+    [
+        (("migrate",), "DATABASE_URL", "PostgreSQL"),
+        (("key", "create", "--team", "acme", "--abilities", "all"), "DATABASE_URL", "PostgreSQL"),
+        (("cache", "rebuild"), "DATABASE_URL", "PostgreSQL"),
+        (("cache", "rebuild"), "REDIS_URL", "Redis"),
+    ],
+)
+def test_a_given_url_that_does_not_answer_fails_with_one_line_and_starts_nothing(
+    run, cli_env, tmp_path, args, variable, what
+):
+    port = _closed_port()
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{port}/linkedge"
+    if variable == "REDIS_URL":
+        url = f"redis://:hunter2@127.0.0.1:{port}/0"
+    cli_env[variable] = url
+    status, out, err = run(*args)
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{what} is not answering at" in err and f"127.0.0.1:{port}" in err
+    assert "hunter2" not in err and ":***@" in err  # the password is redacted
+    # No fallback: nothing was started under the data folder, nothing listens on the port.
+    assert not (tmp_path / "data").exists()
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
 def test_usage_errors_exit_2(run):
     with pytest.raises(SystemExit) as exc:
         run("team", "create")
@@ -169,7 +203,7 @@ def test_usage_errors_exit_2(run):
 def test_console_script_as_a_subprocess(cli_env, database_url):
     # The installed entry point, exit codes and streams as a shell sees them.
     def linkedge(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())", *args]
+        cmd = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())", *args]
         return subprocess.run(cmd, env={**os.environ, **cli_env}, capture_output=True, text=True, timeout=30)
 
     assert linkedge("team", "create", "acme", "--plan", "pro").returncode == 0
@@ -184,7 +218,7 @@ def test_console_script_as_a_subprocess(cli_env, database_url):
 def _cached_codes(redis_url: str, prefix: str) -> set[str]:
     import redis
 
-    from redirector.cache import link_key
+    from redirector.keys import link_key
 
     client = redis.Redis.from_url(redis_url)
     try:
@@ -288,7 +322,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_up_runs_the_stack_prints_a_working_key_and_stops_on_sigint(cli_env):
     api_port, edge_port = _free_port(), _free_port()
-    cmd = [sys.executable, "-m", "api.cli", "up", "--api-port", str(api_port), "--edge-port", str(edge_port)]
+    cmd = [sys.executable, "-m", "cli.main", "up", "--api-port", str(api_port), "--edge-port", str(edge_port)]
     env = {**os.environ, **cli_env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{edge_port}"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from api.plans import PLANS
-from redirector.forms import check_password
+from redirector.passwords import check_password
 
 LINK_FIELDS = {
     "id",

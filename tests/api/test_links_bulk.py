@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from api.plans import PLANS
-from redirector.cache import link_key
+from redirector.keys import link_key
 
 
 def post_bulk(client, key, body):

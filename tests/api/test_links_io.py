@@ -9,7 +9,8 @@ import pytest
 
 from api.links import io as links_io
 from api.plans import PLANS
-from redirector.cache import decode_record, link_key
+from redirector.cache import decode_record
+from redirector.keys import link_key
 
 
 async def test_import_reports_rows_and_writes_through(ctx) -> None:

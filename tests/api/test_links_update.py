@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
-from redirector.cache import decode_record, invalidation_channel, link_key, page_key
-from redirector.forms import check_password
+from redirector.cache import decode_record
+from redirector.keys import invalidation_channel, link_key, page_key
+from redirector.passwords import check_password
 
 
 def create(client, key, **body):

@@ -10,9 +10,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from redis.asyncio import Redis
 
-from api.db import create_pool
 from api.settings import Settings
-from redirector.events import CLICK, EVENT_FIELD, Event, encode_batch, encode_event, event_stream_key
+from kit.postgres import create_pool
+from redirector.events import CLICK, EVENT_FIELD, Event, encode_batch, encode_event
+from redirector.keys import event_stream_key
 from tests.api.conftest import TeamKey
 from workers.rollup import Rollup
 from workers.settings import Settings as WorkerSettings

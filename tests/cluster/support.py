@@ -182,7 +182,7 @@ class Process:
         self.what = what
         self.log = log
         self.port = port
-        argv = [sys.executable, "-m", "api.cli", "serve", what]
+        argv = [sys.executable, "-m", "cli.main", "serve", what]
         if what != "worker":
             argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
         full_env = {**os.environ, **env, "LOG_LEVEL": "INFO"}

@@ -8,9 +8,10 @@ import pytest
 import redis
 from redis.crc import key_slot as redis_key_slot
 
-from redirector.cluster import ClusterRespClient, cluster_seeds, is_cluster_url, key_slot, parse_redirect
 from redirector.pubsub import Subscriber
-from redirector.resp import RedisAddress, RespError
+from redirector.redis_url import RedisAddress, cluster_seeds, is_cluster_url
+from redirector.resp.client import RespError
+from redirector.resp.cluster import ClusterRespClient, key_slot, parse_redirect
 from tests.cluster.support import LocalCluster, free_ports
 
 

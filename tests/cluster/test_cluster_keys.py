@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from redis.asyncio.cluster import RedisCluster
 
-from api import cache_sync
-from api.redis_conn import ARQ_TAG, ArqPool, arq_node, arq_queue_name, connect_redis, create_arq_pool
+from api.serving import sync as cache_sync
 from api.settings import Settings
+from kit.queue import ArqPool, arq_node, create_arq_pool
+from kit.redis import connect_redis
+from redirector.keys import ARQ_TAG, arq_queue_name
 from tests.cluster.support import LocalCluster
 
 PREFIX = "ck:"
@@ -54,19 +56,19 @@ async def test_one_ready_marker_per_master(cluster: LocalCluster) -> None:
     redis = connect_redis(cluster.url)
     settings = Settings(redis_url=cluster.url, key_prefix=PREFIX)
     try:
-        keys = await cache_sync.ready_keys(redis, settings)
+        keys = await cache_sync.ready_keys(redis, settings.serving)
         rc: RedisCluster = redis  # type: ignore[assignment]
         owners = sorted(rc.get_node_from_key(k).port for k in keys)  # type: ignore[union-attr]
         assert owners == sorted(cluster.ports)
-        assert not await cache_sync.is_ready(redis, settings)
-        await cache_sync.mark_ready(redis, settings)
-        assert await cache_sync.is_ready(redis, settings)
+        assert not await cache_sync.is_ready(redis, settings.serving)
+        await cache_sync.mark_ready(redis, settings.serving)
+        assert await cache_sync.is_ready(redis, settings.serving)
         # One master loses its data alone: noticed.
         victim = connect_redis(cluster.node_url(owners[1]))
         try:
             await victim.flushall()
         finally:
             await victim.aclose()
-        assert not await cache_sync.is_ready(redis, settings)
+        assert not await cache_sync.is_ready(redis, settings.serving)
     finally:
         await redis.aclose()

@@ -26,10 +26,9 @@ import httpx
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from api.redis_conn import ARQ_TAG, connect_redis
 from api.teams import create_key, create_team
-from redirector.cache import link_key
-from redirector.events import event_stream_key
+from kit.redis import connect_redis
+from redirector.keys import ARQ_TAG, event_stream_key, link_key
 from tests.cluster.support import ROOT, LocalCluster, Process, free_ports, wait_for
 
 BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"}
@@ -183,7 +182,7 @@ async def test_the_stack_runs_on_a_redis_cluster(cluster: LocalCluster, cluster_
     for key in stale:
         await data.set(key, b"L1{}")
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "cache", "rebuild"],
+        [sys.executable, "-m", "cli.main", "cache", "rebuild"],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

@@ -19,16 +19,9 @@ import redis
 from starlette.testclient import TestClient
 
 from redirector.app import create_app
-from redirector.cache import (
-    LinkRecord,
-    PageRecord,
-    encode_page,
-    encode_record,
-    invalidation_channel,
-    link_key,
-    page_key,
-)
-from redirector.events import EVENT_FIELD, Event, decode_batch, event_stream_key
+from redirector.cache import LinkRecord, PageRecord, encode_page, encode_record
+from redirector.events import EVENT_FIELD, Event, decode_batch
+from redirector.keys import event_stream_key, invalidation_channel, link_key, page_key
 from redirector.rules import parse_rules
 from redirector.settings import Settings
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from redirector.cache import link_key, page_key
+from redirector.keys import link_key, page_key
 from tests.redirector.edge_support import (
     ROOT,
     delete_key,

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from redirector.cache import clicks_key
 from redirector.events import CLICK
-from redirector.forms import hash_password
+from redirector.keys import clicks_key
+from redirector.passwords import hash_password
 from tests.redirector.edge_support import (
     BROWSER,
     CURL,

@@ -7,8 +7,8 @@ import redis.asyncio
 from starlette.testclient import TestClient
 
 from redirector.app import create_app
-from redirector.cache import link_key
-from redirector.events import CLICK, event_stream_key
+from redirector.events import CLICK
+from redirector.keys import event_stream_key, link_key
 from tests.redirector.edge_support import (
     BROWSER,
     edge_client,

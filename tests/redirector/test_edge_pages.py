@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from redirector.cache import page_key
 from redirector.events import BLOCK_CLICK, CLICK, FORM, VIEW
+from redirector.keys import page_key
 from tests.redirector.edge_support import (
     BROWSER,
     GOOGLEBOT,

@@ -9,13 +9,14 @@ import pytest
 
 from redirector.edge import Edge, bio_hosts
 from redirector.events import CLICK, FORM, Event, encode_event
-from redirector.forms import check_password, hash_password, valid_email
+from redirector.forms import valid_email
 from redirector.geo import GeoIP, clean_country, create_client_ip
 from redirector.hit import Hit
 from redirector.links import location, merge_query
 from redirector.local_cache import MISSING, LocalCache
 from redirector.pages import clean_fields, etag_matches
-from redirector.resp import RespClient
+from redirector.passwords import check_password, hash_password
+from redirector.resp.client import RespClient
 from redirector.settings import Settings
 from redirector.ua import parse_agent
 from redirector.visitor import VisitorHasher, bucket_of, read_bucket, read_cookie

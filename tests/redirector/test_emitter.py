@@ -7,9 +7,10 @@ from typing import Any
 from redis import Redis
 
 from redirector.emitter import BATCH_ID_FIELD, Emitter
-from redirector.events import EVENT_FIELD, event_stream_key
+from redirector.events import EVENT_FIELD
+from redirector.keys import event_stream_key
 from redirector.metrics import Metrics
-from redirector.resp import RespClient, RespTimeoutError
+from redirector.resp.client import RespClient, RespTimeoutError
 from redirector.settings import Settings
 
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from redirector.pubsub import Subscriber
-from redirector.resp import (
+from redirector.resp.client import (
     RedisAddress,
     RespClient,
     RespConnectionError,

@@ -14,18 +14,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from api.db import create_pool
-from redirector.events import (
-    BLOCK_CLICK,
-    CLICK,
-    EVENT_FIELD,
-    FORM,
-    VIEW,
-    Event,
-    encode_batch,
-    encode_event,
-    event_stream_key,
-)
+from kit.postgres import create_pool
+from redirector.events import BLOCK_CLICK, CLICK, EVENT_FIELD, FORM, VIEW, Event, encode_batch, encode_event
+from redirector.keys import event_stream_key
 from workers.settings import Settings
 
 BATCH_ID = b"b"  # redirector.emitter.BATCH_ID_FIELD

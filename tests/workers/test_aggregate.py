@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
+from kit.sketch import EXACT_MAX, Sketch, SketchError, decode_sketch, merge_count, visitor_hashes
 from redirector.events import CLICK, VIEW, Event, encode_batch, encode_event
 from tests.workers.conftest import BASE_MS, World, random_events
 from workers.aggregate import Aggregator, Batch
-from workers.hll import EXACT_MAX, Sketch, SketchError, decode_sketch, merge_count, visitor_hashes
 
 
 def world() -> World:

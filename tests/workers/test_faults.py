@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from redis.asyncio import Redis
 
-from api.db import create_pool
-from redirector.events import event_stream_key
+from kit.postgres import create_pool
+from redirector.keys import event_stream_key
 from tests.workers.conftest import expected, lines, make_world, push, random_events
 from tests.workers.proxy import Proxy
 from tests.workers.test_rollup import assert_tables

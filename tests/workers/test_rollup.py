@@ -7,10 +7,11 @@ import hashlib
 import asyncpg
 from redis.asyncio import Redis
 
-from redirector.events import CLICK, EVENT_FIELD, Event, encode_batch, encode_event, event_stream_key
+from kit.sketch import decode_sketch
+from redirector.events import CLICK, EVENT_FIELD, Event, encode_batch, encode_event
+from redirector.keys import event_stream_key
 from tests.workers.conftest import BASE_MS, Expected, expected, lines, make_world, push, random_events
 from workers.aggregate import Aggregator
-from workers.hll import decode_sketch
 from workers.queries import apply_batch, load_watermarks
 from workers.rollup import Rollup
 from workers.settings import Settings

@@ -14,8 +14,9 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from api.redis_conn import create_arq_pool
-from redirector.cache import decode_record, link_key, ready_key
+from kit.queue import create_arq_pool
+from redirector.cache import decode_record
+from redirector.keys import link_key, ready_key
 from tests.workers.conftest import expected, lines, make_world, push, random_events
 from tests.workers.test_faults import ROOT, free_port, wait_until
 from tests.workers.test_rollup import assert_tables

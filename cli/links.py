@@ -3,7 +3,7 @@
 CSV has one link a row with a header naming the fields (``url`` required; ``custom_slug``,
 ``labels`` separated by ``;``, ``expires_at``, ``title``, ``routing_rules`` as JSON, ...). JSON is
 an array of link objects (or ``{"data": [...]}``, as the API returns them). Export writes the same
-shapes, so an export imports again. Validation and per-row errors are api.links.io's.
+shapes, so an export imports again. Validation and per-row errors are :mod:`api.links.io`'s.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from api.db import Conn
+from api.links.io import export_links, import_links
 from api.settings import Settings
+from cli.common import CliError, add_command, pool_and_redis, pool_only, progress_bar
+from kit.postgres import Conn
 
 LIST_SEPARATOR = ";"
 
@@ -109,8 +111,6 @@ def _json_default(value: Any) -> str:
 
 
 async def _team_id(conn: Conn, name: str | None) -> uuid.UUID:
-    from api.cli import CliError
-
     if name:
         team_id = await conn.fetchval("SELECT id FROM teams WHERE name = $1", name)
         if team_id is None:
@@ -125,21 +125,11 @@ async def _team_id(conn: Conn, name: str | None) -> uuid.UUID:
 
 async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     rows = read_rows(args.file, detect_format(args.file, args.format))
-    from api.cli import progress_bar
-    from api.db import create_pool
-    from api.links.io import import_links
-    from api.redis_conn import connect_redis
-
-    pool = await create_pool(settings.database_url, min_size=1, max_size=4)
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with pool_and_redis(settings, pool_size=4) as (pool, redis):
         async with pool.acquire() as conn:
             team_id = await _team_id(conn, args.team)
         with progress_bar(f"importing {len(rows)} links") as progress:
             report = await import_links(pool, redis, settings, team_id, rows, progress)
-    finally:
-        await redis.aclose()
-        await pool.close()
     for number, message in report.errors:
         print(f"row {number}: {message}", file=sys.stderr)
     print(f"created {report.created} links; {len(report.errors)} rows failed")
@@ -147,14 +137,9 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from api.cli import progress_bar
-    from api.db import create_pool
-    from api.links.io import export_links
-
     fmt = detect_format(args.output, args.format)
     to_file = args.output not in (None, "-")
-    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    try:
+    async with pool_only(settings) as pool:
         async with pool.acquire() as conn:
             team_id = await _team_id(conn, args.team)
             total = await conn.fetchval("SELECT count(*) FROM links WHERE team_id = $1", team_id)
@@ -166,8 +151,6 @@ async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 if to_file:
                     out.close()
-    finally:
-        await pool.close()
     if to_file:
         print(f"exported {count} links to {args.output}", file=sys.stderr)
     return 0
@@ -195,7 +178,8 @@ async def _write(rows: AsyncIterator[dict[str, Any]], fmt: str, out: TextIO, pro
     return count
 
 
-def add_commands(commands: Any, command: Any) -> None:
+def add_commands(commands: Any) -> None:
+    command = add_command
     links = commands.add_parser("links", help="import and export links").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )

@@ -10,7 +10,7 @@ The client reconnects by itself with backoff; while it is down, commands fail fa
 A command that gets no reply within ``timeout`` aborts the connection (a reply that came late
 would be matched to the wrong caller otherwise) and fails everything pending on it.
 
-For a Redis Cluster, :class:`redirector.cluster.ClusterRespClient` holds one of these per master.
+For a Redis Cluster, :class:`redirector.resp.cluster.ClusterRespClient` holds one of these per master.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import random
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
-from urllib.parse import unquote, urlsplit
 
 import hiredis
+
+from redirector.redis_url import RedisAddress
 
 log = logging.getLogger(__name__)
 
@@ -62,39 +62,6 @@ class Store(Protocol):
     async def execute(self, *args: Arg) -> Any: ...
 
     async def aclose(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class RedisAddress:
-    host: str = "127.0.0.1"
-    port: int = 6379
-    path: str | None = None  # unix socket
-    username: str | None = None
-    password: str | None = None
-    db: int = 0
-    tls: bool = False
-
-    @classmethod
-    def from_url(cls, url: str) -> RedisAddress:
-        """``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix:///path?db=N``."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            hint = " (a Redis Cluster goes through redirector.cluster)" if parts.scheme.endswith("+cluster") else ""
-            raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}{hint}")
-        username = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password is not None else None
-        params = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-        if parts.scheme == "unix":
-            return cls(path=parts.path, username=username, password=password, db=int(params.get("db", 0)))
-        db = parts.path.strip("/") or params.get("db", "0")
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 6379,
-            username=username,
-            password=password,
-            db=int(db),
-            tls=parts.scheme == "rediss",
-        )
 
 
 async def cancel(task: asyncio.Task[Any] | None) -> None:

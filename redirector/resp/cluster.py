@@ -1,15 +1,15 @@
-"""Redis Cluster for the edge: ``redis+cluster://`` URLs and a slot-routing :class:`~redirector.resp.Store`.
+"""Redis Cluster for the edge: ``redis+cluster://`` URLs and a slot-routing :class:`~redirector.resp.client.Store`.
 
 ``REDIS_URL=redis+cluster://[user:password@]host:port[,host:port...]`` (``rediss+cluster://`` for
 TLS) names seed nodes. :class:`ClusterRespClient` reads the slot map (``CLUSTER SLOTS``) from any
-seed, keeps one auto-pipelining :class:`~redirector.resp.RespClient` per master and sends each
+seed, keeps one auto-pipelining :class:`~redirector.resp.client.RespClient` per master and sends each
 command to the master of its key's slot (the key is the command's first argument; keyless
 commands such as PING go to any master). A ``MOVED`` reply updates that slot at once, retries on
 the named node and asks for a full map refresh; ``ASK`` retries once on the importing node after
 ``ASKING``, on the same connection. Connection failures fail fast, as with one node, and trigger
 a refresh, which is how a failover is followed. The map is also refreshed every
 ``refresh_interval`` seconds. A single ``redis://`` URL never comes here: its hot path is the
-plain :class:`~redirector.resp.RespClient`, untouched.
+plain :class:`~redirector.resp.client.RespClient`, untouched.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import logging
 from binascii import crc_hqx
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from redirector.resp import (
+from redirector.redis_url import RedisAddress, cluster_seeds
+from redirector.resp.client import (
     REDIS_ERRORS,
     Arg,
-    RedisAddress,
     RespClient,
     RespConnectionError,
     RespError,
@@ -37,55 +36,9 @@ from redirector.resp import (
 log = logging.getLogger(__name__)
 
 SLOTS = 16384
-CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}  # scheme -> TLS
 KEYLESS = frozenset({b"PING", b"ECHO", b"TIME", b"INFO", b"CLUSTER", b"CLIENT", b"COMMAND"})
 MAX_REDIRECTS = 3
 NodeKey = tuple[str, int]
-
-
-def is_cluster_url(url: str) -> bool:
-    """True for ``redis+cluster://`` and ``rediss+cluster://`` URLs."""
-    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
-
-
-def cluster_seeds(url: str) -> list[RedisAddress]:
-    """The seed nodes of ``redis+cluster://[user:password@]host:port[,host:port...][/0]``.
-
-    Credentials apply to every node. A cluster has only database 0, so any other is an error.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in CLUSTER_SCHEMES:
-        raise ValueError(f"not a Redis Cluster URL (redis+cluster://host:port[,host:port...]): {url!r}")
-    netloc, _, path = rest.partition("/")
-    path = path.split("?", 1)[0].strip("/")
-    if path not in ("", "0"):
-        raise ValueError(f"Redis Cluster has only database 0, not {path!r}: {url!r}")
-    userinfo, _, hosts = netloc.rpartition("@")
-    username, _, password = userinfo.partition(":")
-    seeds: list[RedisAddress] = []
-    for item in hosts.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            parts = urlsplit(f"//{item}")
-            host, port = parts.hostname, parts.port or 6379
-        except ValueError as e:
-            raise ValueError(f"bad seed node {item!r} in Redis Cluster URL: {e}") from e
-        if not host:
-            raise ValueError(f"bad seed node {item!r} in Redis Cluster URL")
-        seeds.append(
-            RedisAddress(
-                host=host,
-                port=port,
-                username=unquote(username) if username else None,
-                password=unquote(password) if userinfo and (password or ":" in userinfo) else None,
-                tls=CLUSTER_SCHEMES[scheme.lower()],
-            )
-        )
-    if not seeds:
-        raise ValueError(f"Redis Cluster URL names no seed node: {url!r}")
-    return seeds
 
 
 def key_slot(key: bytes) -> int:
@@ -117,11 +70,11 @@ def parse_redirect(error: RespError) -> tuple[str, int, str, int] | None:
 
 
 class ClusterRespClient:
-    """A :class:`~redirector.resp.Store` over a Redis Cluster: one pipelining client per master.
+    """A :class:`~redirector.resp.client.Store` over a Redis Cluster: one pipelining client per master.
 
     ``await client.start()`` reads the slot map once (logging, not raising, when no seed answers);
     a background task keeps it current. Until a slot has a master, its commands fail fast with
-    :class:`~redirector.resp.RespConnectionError`.
+    :class:`~redirector.resp.client.RespConnectionError`.
     """
 
     def __init__(

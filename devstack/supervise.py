@@ -30,7 +30,7 @@ class Child:
     pump: threading.Thread
 
 
-class Supervisor:
+class ProcessGroup:
     """Starts named children, copies their output line by line, stops them all."""
 
     def __init__(self, out: TextIO | None = None) -> None:
@@ -111,7 +111,7 @@ class Supervisor:
         self.children.clear()
 
 
-def wait_healthy(url: str, supervisor: Supervisor, stop: threading.Event, timeout: float = 120.0) -> bool:
+def wait_healthy(url: str, supervisor: ProcessGroup, stop: threading.Event, timeout: float = 120.0) -> bool:
     """Poll ``url`` until it answers 200; False when a child dies, ``stop`` is set, or time runs out."""
     # No proxy: an http_proxy in the environment must not swallow requests to loopback.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 import orjson
 
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/linkedge"  # every process's default
+
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+# A row as queries return it (or a plain mapping with the same keys, as tests and imports build).
+Row = asyncpg.Record | Mapping[str, Any]
 
 
 async def _init(conn: asyncpg.Connection) -> None:

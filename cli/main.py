@@ -1,9 +1,9 @@
 """The admin CLI: ``linkedge migrate | team | key | cache | links | serve | up | services``.
 
-Every command finds PostgreSQL and Redis the way the stack does (api.devstack): DATABASE_URL /
-REDIS_URL when set and answering, else the local services, else the embedded servers under the
-data folder (reused when running, else started for this command only). Bad input is one line on
-stderr and exit status 1 (2 for usage errors), never a traceback.
+Every admin command uses ``DATABASE_URL`` / ``REDIS_URL`` exactly as given (else the defaults on
+127.0.0.1) and never looks for another server: one that does not answer is one line naming its
+URL. Only ``linkedge up`` and ``linkedge services`` find or start servers (:mod:`devstack`).
+Bad input is one line on stderr and exit status 1 (2 for usage errors), never a traceback.
 """
 
 from __future__ import annotations
@@ -13,27 +13,21 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 from redis.exceptions import RedisError
 
-from api import stack
 from api.auth import ABILITIES, parse_abilities
-from api.devstack import EmbeddedError, ensure_services
 from api.errors import ApiError
 from api.migrate import migrate
 from api.plans import PLANS
+from api.serving.sync import rebuild_all
 from api.settings import Settings
 from api.teams import create_key, create_team, get_team_by_name, revoke_key, set_plan
-
-Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
-
-
-class CliError(Exception):
-    """A failure reported as one line on stderr, exit status 1."""
+from cli import links, serve, stack
+from cli.common import CliError, add_command, connect, pool_and_redis, progress_bar
+from devstack.services import ServiceError
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -44,9 +38,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         if args.handler is not None:
             return int(args.handler(args, env))
-        with resolved_env(env) as full_env:
-            settings = Settings.from_env(full_env)
-            return int(asyncio.run(args.command(args, settings)))
+        settings = Settings.from_env(env)
+        return int(asyncio.run(args.command(args, settings)))
     except KeyboardInterrupt:
         return 130
     except (CliError, ValueError, ApiError) as e:
@@ -55,7 +48,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return fail(f"database: {e}")
     except RedisError as e:
         return fail(f"redis: {e}")
-    except EmbeddedError as e:
+    except ServiceError as e:
         return fail(str(e))
 
 
@@ -64,28 +57,8 @@ def fail(message: str) -> int:
     return 1
 
 
-@contextmanager
-def resolved_env(env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """``env`` with the URLs of the services found, stopping any server started just for this command."""
-    services = ensure_services(stack.data_dir(env), env, database="linkedge")
-    try:
-        yield {**env, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
-    finally:
-        services.stop()
-
-
-@asynccontextmanager
-async def _connect(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """One PostgreSQL connection for a command, closed however it ends."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    async with _connect(settings) as conn:
+    async with connect(settings) as conn:
         applied = await migrate(conn)
     print(f"applied {', '.join(applied)}" if applied else "database is up to date")
     return 0
@@ -99,7 +72,7 @@ def _check_plan(plan: str) -> str:
 
 async def cmd_team_create(args: argparse.Namespace, settings: Settings) -> int:
     plan = _check_plan(args.plan)
-    async with _connect(settings) as conn:
+    async with connect(settings) as conn:
         team = await create_team(conn, args.name, plan)
     print(f"created team {team.name} (plan {team.plan}, id {team.id})")
     return 0
@@ -107,7 +80,7 @@ async def cmd_team_create(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_team_plan(args: argparse.Namespace, settings: Settings) -> int:
     plan = _check_plan(args.plan)
-    async with _connect(settings) as conn:
+    async with connect(settings) as conn:
         team = await set_plan(conn, args.name, plan)
     if team is None:
         raise CliError(f"no team named {args.name!r}")
@@ -117,7 +90,7 @@ async def cmd_team_plan(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
     abilities = parse_abilities(args.abilities)
-    async with _connect(settings) as conn:
+    async with connect(settings) as conn:
         team = await get_team_by_name(conn, args.team)
         if team is None:
             raise CliError(f"no team named {args.team!r}")
@@ -128,7 +101,7 @@ async def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    async with _connect(settings) as conn:
+    async with connect(settings) as conn:
         revoked = await revoke_key(conn, args.prefix)
     if not revoked:
         raise CliError(f"no active key with prefix {args.prefix!r}")
@@ -137,47 +110,18 @@ async def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_cache_rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    from api.cache_sync import rebuild_all
-    from api.db import create_pool
-    from api.redis_conn import connect_redis
-
-    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with pool_and_redis(settings) as (pool, redis):
         with progress_bar("rebuilding cache") as progress:
-            written = await rebuild_all(pool, redis, settings, progress=progress)
-    finally:
-        await redis.aclose()
-        await pool.close()
+            written = await rebuild_all(pool, redis, settings.serving, progress=progress)
     print(f"wrote {written} cache records")
     return 0
-
-
-@contextmanager
-def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr, driven by ``progress(done, total)`` calls."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linkedge", description="linkedge admin and process launcher")
     commands = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
-    def command(sub: Any, name: str, func: Command | None, text: str, handler: Any = None) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
-        p.set_defaults(command=func, handler=handler)
-        return p
-
+    command = add_command
     command(commands, "migrate", cmd_migrate, "apply pending database migrations (idempotent)")
 
     team = commands.add_parser("team", help="create teams and set their plans").add_subparsers(
@@ -205,10 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(cache, "rebuild", cmd_cache_rebuild, "rewrite every cache record from PostgreSQL")
 
-    from api import cli_links
-
-    cli_links.add_commands(commands, command)
-    stack.add_commands(commands, command)
+    links.add_commands(commands)
+    serve.add_commands(commands)
+    stack.add_commands(commands)
     return parser
 
 

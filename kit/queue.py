@@ -1,12 +1,4 @@
-"""Every redis-py client of the API, the worker and the CLI comes from here: one Redis or a Cluster.
-
-``REDIS_URL`` is either a single server (``redis://``, ``rediss://``, ``unix://``) or a Redis
-Cluster given by seed nodes: ``redis+cluster://[user:password@]host:port[,host:port...]``
-(``rediss+cluster://`` for TLS). :func:`connect_redis` returns a ``Redis`` or a ``RedisCluster``.
-The code using it sticks to what both do the same way: single-key commands, EVAL with one key,
-non-transactional pipelines (the cluster client splits them per node), SCAN (the cluster client
-walks every master). A cluster pipeline refuses PUBLISH (and the async cluster client has no
-``publish`` method), so in a cluster it is sent on its own with ``execute_command("PUBLISH", ...)``.
+"""The arq queue contract: queue name, hash tag, job ids, and the pool that enqueues and serves jobs.
 
 arq knows nothing of clusters: it runs MULTI/EXEC and WATCH over several keys (the queue, the
 job, ``arq:abort``...). Every arq key therefore carries the hash tag :data:`ARQ_TAG`, the name of
@@ -27,87 +19,22 @@ from uuid import uuid4
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import abort_jobs_ss
 from arq.jobs import Job
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio import ConnectionPool
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from redirector.cluster import cluster_seeds, is_cluster_url
+from kit.redis import connect_redis
+from redirector.keys import ARQ_ABORT_KEY, ARQ_TAG, arq_queue_name
+from redirector.redis_url import cluster_seeds, is_cluster_url
 
-log = logging.getLogger("linkedge.redis")
+log = logging.getLogger("linkedge.queue")
 
-# arq's one fixed multi-key partner, ``arq:abort``, hashes as a whole; a key tagged with its name
-# lands in the same slot, so every arq transaction stays within one slot.
-ARQ_TAG = "{" + abort_jobs_ss + "}"
+# The tag is arq's fixed key in braces (redirector.keys); it must match the arq in use.
+assert ARQ_ABORT_KEY == abort_jobs_ss, "arq renamed its abort key: update redirector.keys.ARQ_ABORT_KEY"
 
-__all__ = [
-    "ARQ_TAG",
-    "ArqPool",
-    "arq_job_id",
-    "arq_queue_name",
-    "connect_redis",
-    "create_arq_pool",
-    "is_cluster",
-    "is_cluster_url",
-]
-
-
-def connect_redis(url: str, **kwargs: Any) -> Redis:
-    """A client for ``url``: ``Redis`` for one server, ``RedisCluster`` for ``redis+cluster://``.
-
-    The cluster client is typed as ``Redis`` for the callers' sake: every command they use has the
-    same signature on both. It connects lazily, on its first command.
-    """
-    if not is_cluster_url(url):
-        return cast(Redis, Redis.from_url(url, **kwargs))
-    seeds = cluster_seeds(url)
-    first = seeds[0]
-    cluster = Cluster(
-        startup_nodes=[ClusterNode(s.host, s.port) for s in seeds],
-        username=first.username,
-        password=first.password,
-        ssl=first.tls,
-        **kwargs,
-    )
-    return cast(Redis, cluster)
-
-
-class Cluster(RedisCluster):
-    """``RedisCluster`` whose failures are all ``RedisError``s, as with one Redis.
-
-    redis-py raises ``RedisClusterException`` (not a ``RedisError``) when no node can be reached
-    to (re)load the slot map; every caller here catches ``RedisError`` (fail open, queue a repair),
-    so it is turned into a ``redis.exceptions.ConnectionError``.
-    """
-
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().execute_command(*args, **kwargs)
-        except RedisClusterException as e:
-            raise RedisConnectionError(f"Redis Cluster: {e}") from e
-
-    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
-        if transaction or shard_hint:
-            return super().pipeline(transaction, shard_hint)  # raises: no transactions in a cluster
-        return _Pipeline(self)  # type: ignore[abstract]  # connection_pool is set at runtime
-
-
-class _Pipeline(ClusterPipeline):
-    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
-        try:
-            return await super().execute(raise_on_error, allow_redirections)
-        except RedisClusterException as e:
-            raise RedisConnectionError(f"Redis Cluster: {e}") from e
-
-
-def is_cluster(redis: Redis | RedisCluster) -> bool:
-    return isinstance(redis, RedisCluster)
-
-
-def arq_queue_name(key_prefix: str) -> str:
-    """The arq queue: under the key prefix, in the arq slot."""
-    return f"{key_prefix}arq:queue{ARQ_TAG}"
+__all__ = ["ARQ_TAG", "ArqPool", "arq_job_id", "arq_queue_name", "create_arq_pool"]
 
 
 def arq_job_id(job_id: str | None = None, namespace: str = "") -> str:

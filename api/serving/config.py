@@ -1,0 +1,38 @@
+"""What the read model needs to know about a deployment: its Redis key prefix and public URLs.
+
+The API and the worker both build serving records, so both carry one of these (``Settings.serving``
+in each); nothing else of the API's settings reaches this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from redirector.keys import KEY_PREFIX
+
+DEFAULT_PUBLIC_BASE_URL = "http://localhost:8080"
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    key_prefix: str = KEY_PREFIX
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
+    bio_base_url: str = ""  # empty: bio pages live at PUBLIC_BASE_URL/@handle
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServingConfig:
+        return cls(
+            key_prefix=env.get("KEY_PREFIX", KEY_PREFIX),
+            public_base_url=env.get("PUBLIC_BASE_URL", DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
+            bio_base_url=env.get("BIO_BASE_URL", "").rstrip("/"),
+        )
+
+    def short_url(self, code: str) -> str:
+        return f"{self.public_base_url}/{code}"
+
+    def bio_url(self, handle: str) -> str:
+        """Public URL of a bio page: the bio host when configured, else /@handle on the edge."""
+        if self.bio_base_url:
+            return f"{self.bio_base_url}/{handle}"
+        return f"{self.public_base_url}/@{handle}"
