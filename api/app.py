@@ -1,7 +1,7 @@
 """The management API: FastAPI (Starlette underneath) under /api/v1.
 
 Run with ``uvicorn api.app:main --factory``. The asyncpg pool, the Redis client and the arq pool
-open in the lifespan and reach handlers through lifespan state (``request.state``).
+open in the lifespan and reach handlers through typed lifespan state (:class:`api.state.State`).
 """
 
 from __future__ import annotations
@@ -9,36 +9,23 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypedDict
 
-import asyncpg
-from arq.connections import ArqRedis
-from fastapi import FastAPI, Request
-from redis.asyncio import Redis
+from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
 
-from api import bio, links, stats
 from api.bio import routes as bio_routes
 from api.envelope import BodyLimitMiddleware, RequestIdMiddleware
 from api.errors import install_handlers
 from api.links import routes as link_routes
 from api.settings import Settings
+from api.state import ApiRequest, State
 from api.stats import routes as stats_routes
 from kit.postgres import create_pool
 from kit.queue import create_arq_pool
 from kit.redis import connect_redis
 
-__all__ = ["bio", "create_app", "links", "main", "stats"]
-
 API_PREFIX = "/api/v1"
-
-
-class State(TypedDict):
-    pg: asyncpg.Pool
-    redis: Redis
-    arq: ArqRedis
-    settings: Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -81,10 +68,10 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> Response:
+    async def readyz(request: ApiRequest) -> Response:
         try:
-            await request.state.redis.ping()
-            await request.state.pg.fetchval("SELECT 1")
+            await request.state["redis"].ping()
+            await request.state["pg"].fetchval("SELECT 1")
         except Exception as e:  # any failure means not ready; say which
             return JSONResponse({"status": "unavailable", "reason": str(e)}, status_code=503)
         return JSONResponse({"status": "ok"})

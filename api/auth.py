@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
-from fastapi import Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -25,6 +24,7 @@ from api.envelope import RateLimit
 from api.errors import Forbidden, RateLimited, Unauthorized
 from api.plans import Plan, get_plan
 from api.settings import Settings
+from api.state import ApiRequest
 from redirector.keys import api_rate_key
 
 ABILITIES = (
@@ -124,15 +124,15 @@ async def check_rate(redis: Redis, settings: Settings, principal: Principal) -> 
     return rate
 
 
-def require(ability: str) -> Callable[[Request], Awaitable[Principal]]:
+def require(ability: str) -> Callable[[ApiRequest], Awaitable[Principal]]:
     """FastAPI dependency: authenticate, check ``ability``, count the request against the rate limit."""
     if ability not in ABILITIES:
         raise ValueError(f"unknown ability {ability!r}")
 
-    async def dependency(request: Request) -> Principal:
-        principal = await authenticate(request.state.pg, request.headers.get("authorization"))
+    async def dependency(request: ApiRequest) -> Principal:
+        principal = await authenticate(request.state["pg"], request.headers.get("authorization"))
         request.scope.setdefault("state", {})["rate_limit"] = await check_rate(
-            request.state.redis, request.state.settings, principal
+            request.state["redis"], request.state["settings"], principal
         )
         if ability not in principal.abilities:
             raise Forbidden(f"This API key lacks the '{ability}' ability.")

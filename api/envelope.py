@@ -40,12 +40,12 @@ def rfc3339(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def request_id(request: Request) -> str:
+def request_id(request: Request[Any]) -> str:
     rid: str = request.scope.get("state", {}).get("request_id") or "req_unknown"
     return rid
 
 
-def _meta(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
+def _meta(request: Request[Any]) -> tuple[dict[str, Any], dict[str, str]]:
     meta: dict[str, Any] = {"request_id": request_id(request)}
     headers: dict[str, str] = {}
     limit: RateLimit | None = request.scope.get("state", {}).get("rate_limit")
@@ -75,7 +75,7 @@ def _replace_surrogates(value: Any) -> Any:
     return value
 
 
-def ok(request: Request, data: Any, status_code: int = 200, **meta_extra: Any) -> Response:
+def ok(request: Request[Any], data: Any, status_code: int = 200, **meta_extra: Any) -> Response:
     """A success envelope: ``{"data": ..., "meta": {"request_id", "rate_limit", ...}}``."""
     meta, headers = _meta(request)
     meta.update(meta_extra)
@@ -83,7 +83,7 @@ def ok(request: Request, data: Any, status_code: int = 200, **meta_extra: Any) -
 
 
 def error_response(
-    request: Request,
+    request: Request[Any],
     status_code: int,
     code: str,
     message: str,

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from api.auth import Principal, require
@@ -22,17 +22,18 @@ from api.envelope import ok
 from api.errors import ValidationFailed
 from api.jsontext import json_problem
 from api.pagination import PageParams, page_params, paginate
+from api.state import ApiRequest
 from api.stats.window import IntervalParam, WindowParams
 
 router = APIRouter(tags=["bio pages"])
 
 
-def bio(ability: str, *, plan: bool = True) -> Callable[[Request], Awaitable[Principal]]:
+def bio(ability: str, *, plan: bool = True) -> Callable[[ApiRequest], Awaitable[Principal]]:
     """Dependency: the key must hold ``ability``, and (unless ``plan`` is False) the team's plan must
     include bio pages (402), checked before the body is looked at."""
     check = require(ability)
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(request: ApiRequest) -> Principal:
         principal = await check(request)
         if plan:
             service.check_plan(principal)
@@ -48,17 +49,17 @@ Analyst = Annotated[Principal, Depends(bio("bio:analytics:read"))]
 Paging = Annotated[PageParams, Depends(page_params)]
 
 
-def ctx(request: Request) -> service.Ctx:
+def ctx(request: ApiRequest) -> service.Ctx:
     state = request.state
-    return service.Ctx(state.pg, state.redis, state.arq, state.settings)
+    return service.Ctx(state["pg"], state["redis"], state["arq"], state["settings"])
 
 
-async def _view(request: Request, principal: Principal, page_id: str) -> service.PageView:
-    async with request.state.pg.acquire() as conn:
+async def _view(request: ApiRequest, principal: Principal, page_id: str) -> service.PageView:
+    async with request.state["pg"].acquire() as conn:
         return await service.load(conn, principal.team_id, service.page_uuid(page_id))
 
 
-def _deleted(request: Request) -> Response:
+def _deleted(request: ApiRequest) -> Response:
     """``{"deleted": true}`` at the top level (as the blocks-shape vendor answers), inside the envelope too."""
     response = ok(request, {"deleted": True})
     body = {"deleted": True, **orjson.loads(response.body)}
@@ -72,15 +73,15 @@ def _deleted(request: Request) -> Response:
 
 @router.get("/bio-pages", summary="List bio pages (newest first)")
 async def list_bio_pages(
-    request: Request, principal: Reader, paging: Paging, search: str | None = Query(None, max_length=200)
+    request: ApiRequest, principal: Reader, paging: Paging, search: str | None = Query(None, max_length=200)
 ) -> Response:
-    async with request.state.pg.acquire() as conn:
+    async with request.state["pg"].acquire() as conn:
         rows = await queries.list_pages(
             conn, principal.team_id, search=search, limit=paging.per_page + 1, after=paging.after
         )
         page, cursor = paginate(rows, paging.per_page)  # type: ignore[arg-type]
         views = await service.views_of(conn, page, with_blocks=False)  # type: ignore[arg-type]
-    settings = request.state.settings
+    settings = request.state["settings"]
     data = [
         shapes.bio_page_resource(v, settings, blocks=False, blocks_count=row["blocks_count"])
         for v, row in zip(views, page, strict=True)
@@ -89,18 +90,18 @@ async def list_bio_pages(
 
 
 @router.post("/bio-pages", status_code=201, summary="Create a bio page (a draft)")
-async def create_bio_page(request: Request, principal: Writer, body: BioPageCreate) -> Response:
+async def create_bio_page(request: ApiRequest, principal: Writer, body: BioPageCreate) -> Response:
     page_id = await service.create_page(ctx(request), principal, shapes.change_from_blocks_shape(body))
     view = await _view(request, principal, str(page_id))
-    return ok(request, shapes.bio_page_resource(view, request.state.settings), 201)
+    return ok(request, shapes.bio_page_resource(view, request.state["settings"]), 201)
 
 
 @router.get("/bio-pages/search", summary="Search bio pages (at most 50 light rows)")
-async def search_bio_pages(request: Request, principal: Reader, q: str = Query("", max_length=200)) -> Response:
+async def search_bio_pages(request: ApiRequest, principal: Reader, q: str = Query("", max_length=200)) -> Response:
     problem = json_problem(q, "q")
     if problem is not None:
         raise ValidationFailed.field(*problem)
-    async with request.state.pg.acquire() as conn:
+    async with request.state["pg"].acquire() as conn:
         rows = await queries.search_pages(conn, principal.team_id, q.strip())
     data = [
         {"id": str(r["id"]), "handle": r["handle"], "display_name": r["display_name"], "headline": r["headline"]}
@@ -110,51 +111,51 @@ async def search_bio_pages(request: Request, principal: Reader, q: str = Query("
 
 
 @router.get("/bio-pages/{page_id}", summary="Show a bio page with its blocks")
-async def show_bio_page(request: Request, principal: Reader, page_id: str) -> Response:
+async def show_bio_page(request: ApiRequest, principal: Reader, page_id: str) -> Response:
     view = await _view(request, principal, page_id)
-    return ok(request, shapes.bio_page_resource(view, request.state.settings))
+    return ok(request, shapes.bio_page_resource(view, request.state["settings"]))
 
 
 @router.patch("/bio-pages/{page_id}", summary="Update a bio page; blocks replace the set")
-async def update_bio_page(request: Request, principal: Writer, page_id: str, body: BioPageUpdate) -> Response:
+async def update_bio_page(request: ApiRequest, principal: Writer, page_id: str, body: BioPageUpdate) -> Response:
     pid = service.page_uuid(page_id)
     await service.update_page(ctx(request), principal, pid, shapes.change_from_blocks_shape(body))
     view = await _view(request, principal, page_id)
-    return ok(request, shapes.bio_page_resource(view, request.state.settings))
+    return ok(request, shapes.bio_page_resource(view, request.state["settings"]))
 
 
 @router.delete("/bio-pages/{page_id}", summary="Delete a bio page (stops serving at once)")
-async def delete_bio_page(request: Request, principal: Deleter, page_id: str) -> Response:
+async def delete_bio_page(request: ApiRequest, principal: Deleter, page_id: str) -> Response:
     await service.delete_page(ctx(request), principal, service.page_uuid(page_id))
     return _deleted(request)
 
 
 @router.get("/bio-pages/{page_id}/stats/counters", summary="Views, visitors and clicks of a page")
-async def bio_page_counters(request: Request, principal: Analyst, page_id: str, query: WindowParams) -> Response:
+async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams) -> Response:
     """Counters over the window (default: all the retained history), views in the last 7 days, all time."""
     view = await _view(request, principal, page_id)
-    async with request.state.pg.acquire() as conn:
+    async with request.state["pg"].acquire() as conn:
         data = await bio_stats.counters(conn, principal.plan, view, query)
     return ok(request, data)
 
 
 @router.get("/bio-pages/{page_id}/stats/views", summary="Views and visitors over time")
 async def bio_page_views(
-    request: Request, principal: Analyst, page_id: str, query: WindowParams, interval: IntervalParam = None
+    request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams, interval: IntervalParam = None
 ) -> Response:
     """Views and visitors per bucket in `tz`; without `from`, 24 hours, 30 days or 12 weeks up to `to`."""
     view = await _view(request, principal, page_id)
-    async with request.state.pg.acquire() as conn:
+    async with request.state["pg"].acquire() as conn:
         data = await bio_stats.views(conn, principal.plan, view, query, interval)
     return ok(request, data)
 
 
 @router.get("/bio-pages/{page_id}/submissions", summary="Form submissions of a page (newest first)")
 async def bio_page_submissions(
-    request: Request, principal: Reader, page_id: str, per_page: int = 25, cursor: str | None = None
+    request: ApiRequest, principal: Reader, page_id: str, per_page: int = 25, cursor: str | None = None
 ) -> Response:
     view = await _view(request, principal, page_id)
-    async with request.state.pg.acquire() as conn:
+    async with request.state["pg"].acquire() as conn:
         data, next_cursor = await bio_stats.submissions(conn, view, per_page=per_page, cursor=cursor)
     return ok(request, data, next_cursor=next_cursor)
 
@@ -162,19 +163,19 @@ async def bio_page_submissions(
 # --- page-data shape -----------------------------------------------------------------------------
 
 
-def _page_data(request: Request, view: service.PageView) -> dict[str, Any]:
-    return shapes.page_data_resource(view, request.state.settings)
+def _page_data(request: ApiRequest, view: service.PageView) -> dict[str, Any]:
+    return shapes.page_data_resource(view, request.state["settings"])
 
 
 @router.post("/bio/pages", status_code=201, summary="Create a page (page-data shape; a draft)")
-async def create_page(request: Request, principal: Writer, body: PageDataCreate) -> Response:
+async def create_page(request: ApiRequest, principal: Writer, body: PageDataCreate) -> Response:
     page_id = await service.create_page(ctx(request), principal, shapes.change_from_page_data_shape(body))
     return ok(request, _page_data(request, await _view(request, principal, str(page_id))), 201)
 
 
 @router.get("/bio/pages", summary="List pages (page-data shape, newest first)")
-async def list_pages(request: Request, principal: Reader, paging: Paging) -> Response:
-    async with request.state.pg.acquire() as conn:
+async def list_pages(request: ApiRequest, principal: Reader, paging: Paging) -> Response:
+    async with request.state["pg"].acquire() as conn:
         rows = await queries.list_pages(conn, principal.team_id, search=None, limit=paging.per_page + 1,
                                         after=paging.after)  # fmt: skip
         page, cursor = paginate(rows, paging.per_page)  # type: ignore[arg-type]
@@ -183,30 +184,30 @@ async def list_pages(request: Request, principal: Reader, paging: Paging) -> Res
 
 
 @router.get("/bio/pages/{page_id}", summary="Show a page (page-data shape)")
-async def show_page(request: Request, principal: Reader, page_id: str) -> Response:
+async def show_page(request: ApiRequest, principal: Reader, page_id: str) -> Response:
     return ok(request, _page_data(request, await _view(request, principal, page_id)))
 
 
 @router.patch("/bio/pages/{page_id}", summary="Update a page (page-data shape)")
-async def update_page(request: Request, principal: Writer, page_id: str, body: PageDataUpdate) -> Response:
+async def update_page(request: ApiRequest, principal: Writer, page_id: str, body: PageDataUpdate) -> Response:
     pid = service.page_uuid(page_id)
     await service.update_page(ctx(request), principal, pid, shapes.change_from_page_data_shape(body))
     return ok(request, _page_data(request, await _view(request, principal, page_id)))
 
 
 @router.delete("/bio/pages/{page_id}", summary="Delete a page (page-data shape)")
-async def delete_page(request: Request, principal: Deleter, page_id: str) -> Response:
+async def delete_page(request: ApiRequest, principal: Deleter, page_id: str) -> Response:
     await service.delete_page(ctx(request), principal, service.page_uuid(page_id))
     return _deleted(request)
 
 
 @router.post("/bio/pages/{page_id}/publish", summary="Publish a page")
-async def publish_page(request: Request, principal: Writer, page_id: str) -> Response:
+async def publish_page(request: ApiRequest, principal: Writer, page_id: str) -> Response:
     await service.set_published(ctx(request), principal, service.page_uuid(page_id), True)
     return ok(request, _page_data(request, await _view(request, principal, page_id)))
 
 
 @router.post("/bio/pages/{page_id}/unpublish", summary="Unpublish a page")
-async def unpublish_page(request: Request, principal: Writer, page_id: str) -> Response:
+async def unpublish_page(request: ApiRequest, principal: Writer, page_id: str) -> Response:
     await service.set_published(ctx(request), principal, service.page_uuid(page_id), False)
     return ok(request, _page_data(request, await _view(request, principal, page_id)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from api.auth import Principal, require
@@ -16,6 +16,7 @@ from api.links.qr import DEFAULT_SIZE, MAX_SIZE, MEDIA_TYPES, MIN_SIZE, render_q
 from api.links.responses import BulkEnvelope, DeletedEnvelope, LinkEnvelope, LinkListEnvelope, errors
 from api.links.schemas import BulkCreate, LinkCreate, LinkUpdate
 from api.pagination import PageParams, page_params
+from api.state import ApiRequest
 
 router = APIRouter(prefix="/links", tags=["links"])
 
@@ -30,11 +31,11 @@ Page = Annotated[PageParams, Depends(page_params)]
     summary="Create a link",
     responses={201: {"model": LinkEnvelope, "description": "The new link"}, **errors(400, 402, 409, 413, 422)},
 )
-async def create_link(body: LinkCreate, request: Request, principal: Writer) -> Response:
+async def create_link(body: LinkCreate, request: ApiRequest, principal: Writer) -> Response:
     """Create a short link to `url`, with a custom slug or a random 7-character code."""
     st = request.state
-    row = await service.create_link(st.pg, st.redis, st.settings, principal.team_id, principal.plan, body)
-    return ok(request, link_object(row, st.settings), status_code=201)
+    row = await service.create_link(st["pg"], st["redis"], st["settings"], principal.team_id, principal.plan, body)
+    return ok(request, link_object(row, st["settings"]), status_code=201)
 
 
 @router.post(
@@ -46,13 +47,15 @@ async def create_link(body: LinkCreate, request: Request, principal: Writer) -> 
         **errors(400, 413, 422),
     },
 )
-async def bulk_create(body: BulkCreate, request: Request, principal: Writer) -> Response:
+async def bulk_create(body: BulkCreate, request: ApiRequest, principal: Writer) -> Response:
     """Valid items are created; invalid ones are listed in `errors` by `index` (`conflict`,
     `validation_failed`, `plan_limit`). Always 201 when the body itself is well-formed."""
     st = request.state
-    result = await service.create_many(st.pg, st.redis, st.settings, principal.team_id, principal.plan, body.links)
+    result = await service.create_many(
+        st["pg"], st["redis"], st["settings"], principal.team_id, principal.plan, body.links
+    )
     data = {
-        "created": [link_object(row, st.settings) for row in result.created],
+        "created": [link_object(row, st["settings"]) for row in result.created],
         "errors": [{"index": e.index, "error": e.error, "message": e.message} for e in result.errors],
     }
     return ok(request, data, status_code=201)
@@ -64,7 +67,7 @@ async def bulk_create(body: BulkCreate, request: Request, principal: Writer) -> 
     responses={200: {"model": LinkListEnvelope, "description": "A page of links, newest first"}, **errors(422)},
 )
 async def list_links(
-    request: Request,
+    request: ApiRequest,
     principal: Reader,
     page: Page,
     label: Annotated[list[str] | None, Query(description="Only links with this label (repeat: all of them).")] = None,
@@ -72,8 +75,8 @@ async def list_links(
 ) -> Response:
     """Newest first; follow `meta.next_cursor` (null on the last page)."""
     labels = [x for x in label or () if x]  # ?label= (empty) means no filter
-    rows, cursor = await service.list_links(request.state.pg, principal.team_id, page, labels, search)
-    settings = request.state.settings
+    rows, cursor = await service.list_links(request.state["pg"], principal.team_id, page, labels, search)
+    settings = request.state["settings"]
     return ok(request, [link_object(r, settings) for r in rows], next_cursor=cursor)
 
 
@@ -82,9 +85,9 @@ async def list_links(
     summary="Get a link",
     responses={200: {"model": LinkEnvelope, "description": "The link"}, **errors(404)},
 )
-async def get_link(link_id: str, request: Request, principal: Reader) -> Response:
-    row = await service.get_link(request.state.pg, principal.team_id, link_id)
-    return ok(request, link_object(row, request.state.settings))
+async def get_link(link_id: str, request: ApiRequest, principal: Reader) -> Response:
+    row = await service.get_link(request.state["pg"], principal.team_id, link_id)
+    return ok(request, link_object(row, request.state["settings"]))
 
 
 @router.patch(
@@ -92,12 +95,12 @@ async def get_link(link_id: str, request: Request, principal: Reader) -> Respons
     summary="Update a link",
     responses={200: {"model": LinkEnvelope, "description": "The updated link"}, **errors(400, 404, 409, 413, 422)},
 )
-async def update_link(link_id: str, body: LinkUpdate, request: Request, principal: Writer) -> Response:
+async def update_link(link_id: str, body: LinkUpdate, request: ApiRequest, principal: Writer) -> Response:
     """Only the fields present change; `null` clears `expires_at`, `password`, `max_clicks`, `title`,
     `notes`, `utm`, `labels` and `routing_rules`. A new `custom_slug` frees the old code at once."""
     st = request.state
-    row = await service.update_link(st.pg, st.redis, st.settings, principal.team_id, link_id, body)
-    return ok(request, link_object(row, st.settings))
+    row = await service.update_link(st["pg"], st["redis"], st["settings"], principal.team_id, link_id, body)
+    return ok(request, link_object(row, st["settings"]))
 
 
 @router.delete(
@@ -105,10 +108,10 @@ async def update_link(link_id: str, body: LinkUpdate, request: Request, principa
     summary="Delete a link",
     responses={200: {"model": DeletedEnvelope, "description": "The link is gone"}, **errors(404)},
 )
-async def delete_link(link_id: str, request: Request, principal: Writer) -> Response:
+async def delete_link(link_id: str, request: ApiRequest, principal: Writer) -> Response:
     """The short URL stops redirecting at once (404)."""
     st = request.state
-    row = await service.delete_link(st.pg, st.redis, st.settings, principal.team_id, link_id)
+    row = await service.delete_link(st["pg"], st["redis"], st["settings"], principal.team_id, link_id)
     return ok(request, {"id": str(row["id"]), "deleted": True})
 
 
@@ -123,15 +126,15 @@ async def delete_link(link_id: str, request: Request, principal: Writer) -> Resp
 )
 async def link_qr(
     link_id: str,
-    request: Request,
+    request: ApiRequest,
     principal: Reader,
     fmt: Annotated[Literal["svg", "png"], Query(alias="format", description="svg or png")] = "svg",
     size: Annotated[int, Query(ge=MIN_SIZE, le=MAX_SIZE, description="Pixels, quiet zone included.")] = DEFAULT_SIZE,
 ) -> Response:
     """An image, not JSON: the QR code of the link's short URL."""
     st = request.state
-    row = await service.get_link(st.pg, principal.team_id, link_id)
-    image = await asyncio.to_thread(render_qr, f"{st.settings.public_base_url}/{row['code']}", fmt, size)
+    row = await service.get_link(st["pg"], principal.team_id, link_id)
+    image = await asyncio.to_thread(render_qr, f"{st['settings'].public_base_url}/{row['code']}", fmt, size)
     headers = {"Content-Disposition": f'inline; filename="{row["code"]}.{fmt}"'}
     limit: RateLimit | None = request.scope.get("state", {}).get("rate_limit")
     if limit is not None:

@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from api.auth import Principal, require
 from api.envelope import ok, rfc3339
 from api.links import service
 from api.links.responses import errors
+from api.state import ApiRequest
 from api.stats import queries
 from api.stats.window import IntervalParam, WindowParams, parse_window
 
@@ -29,7 +30,7 @@ def rfc3339_local(moment: datetime, tz: ZoneInfo) -> str:
 
 @router.get("/{link_id}/stats", summary="Analytics of a link", responses=errors(404, 422))
 async def link_stats(
-    link_id: str, request: Request, principal: Analyst, query: WindowParams, interval: IntervalParam = None
+    link_id: str, request: ApiRequest, principal: Analyst, query: WindowParams, interval: IntervalParam = None
 ) -> Response:
     """Human clicks, distinct visitors and bots over the window, a time series bucketed in `tz`, and
     the top countries, devices, OSes, browsers and referrer hosts. Without `from`, the series has
@@ -37,7 +38,7 @@ async def link_stats(
     to whole hours and clamped to the plan's retention; `data.from`/`data.to` give what was used.
     Bots and prefetches are not clicks; visitors are counted once per day (the visitor hash rotates
     daily). Series buckets are labelled with their local start (`2026-11-01T00:00:00-04:00`)."""
-    pg = request.state.pg
+    pg = request.state["pg"]
     link = await service.get_link(pg, principal.team_id, link_id)  # 404 for another team's link
     window = parse_window(principal.plan, query, interval)
     async with pg.acquire() as conn:
