@@ -1,4 +1,4 @@
-"""The response envelope, request ids and rate-limit headers (SPEC §2.1)."""
+"""The response envelope, request ids and rate-limit headers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The edge against a bare Starlette 302, side by side in one run (SPEC §4).
+"""The edge against a bare Starlette 302, side by side in one run.
 
     loadtests/bench [--quick] [--duration 10] [--connections 64] [--threads 1] [--rounds 3]
     loadtests/bench --clients [--only redis-py,coredis,glide,resp]   (the Redis-client comparison)

@@ -4,7 +4,7 @@
 
 Pushes N events in the edge's encoding (one stream entry per flush of ``--per-entry`` events,
 round robin over the shards), then runs one roll-up in this process (uvloop) until every
-shard is drained, and prints events/s applied. The target (SPEC §4) is at least twice the
+shard is drained, and prints events/s applied. The target is at least twice the
 edge's peak redirect rate: pass the edge's rate with ``--edge-rps``, or ``--measure-edge``
 to run a short wrk burst against ``redirector.app`` here (needs wrk). Uses its own
 database and key prefix and removes both at the end.

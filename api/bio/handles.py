@@ -1,4 +1,4 @@
-"""Bio page handles: the rules, the reserved words and readable generated handles (SPEC §2.5)."""
+"""Bio page handles: the rules, the reserved words and readable generated handles."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bio page endpoints, both shapes over one store (SPEC §2.5).
+"""Bio page endpoints, both shapes over one store.
 
 Blocks shape: ``/bio-pages`` (formspring). Page-data shape: ``/bio/pages`` (xqr). Every route
 authenticates, checks its ability (403) and the plan (402), and scopes ids to the caller's team

@@ -1,4 +1,4 @@
-"""The two public shapes of one stored page (SPEC §2.5), in and out.
+"""The two public shapes of one stored page, in and out.
 
 Mapping: ``slug`` = ``handle``, ``title`` = ``display_name``, ``description`` = ``headline``,
 ``page_data.links`` = the active ``link`` blocks, ``page_data.theme`` = ``theme.palette``,

@@ -1,4 +1,4 @@
-"""Page analytics responses (SPEC §2.6) and form submissions.
+"""Page analytics responses and form submissions.
 
 Subjects: the page id (views, visitors, and clicks = every block click of the page) and each block
 id (clicks). Windows and series come from :mod:`api.stats.window` and :mod:`api.stats.queries`,

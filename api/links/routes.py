@@ -1,4 +1,4 @@
-"""HTTP routes for links (SPEC §2.3): thin handlers over :mod:`api.links.service`."""
+"""HTTP routes for links: thin handlers over :mod:`api.links.service`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request models for links: every field rule of SPEC §2.3 that doesn't need the database.
+"""Request models for links: every field rule that doesn't need the database.
 
 Routing rules are typed loosely here and validated by :func:`redirector.rules.parse_rules` in the
 service, which names the exact bad field (``routing_rules[0].conditions.device``).

@@ -1,4 +1,4 @@
-"""Link analytics: ``GET /links/{id}/stats`` (SPEC §2.6)."""
+"""Link analytics: ``GET /links/{id}/stats``."""
 
 from __future__ import annotations
 
