@@ -53,26 +53,8 @@ async def connect(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 
 @asynccontextmanager
-async def pool_and_redis(settings: Settings, *, pool_size: int = 2) -> AsyncIterator[tuple[asyncpg.Pool, Redis]]:
-    """A small PostgreSQL pool and a Redis client (checked with PING), both closed at the end."""
-    try:
-        pool = await create_pool(settings.database_url, min_size=1, max_size=pool_size, timeout=10)
-    except _CONNECT_ERRORS as e:
-        raise unreachable("PostgreSQL", settings.database_url, e) from e
-    redis = connect_redis(settings.redis_url, socket_connect_timeout=5)
-    try:
-        try:
-            await redis.ping()
-        except (RedisError, OSError) as e:
-            raise unreachable("Redis", settings.redis_url, e) from e
-        yield pool, redis
-    finally:
-        await redis.aclose()
-        await pool.close()
-
-
-@asynccontextmanager
 async def pool_only(settings: Settings, *, pool_size: int = 2) -> AsyncIterator[asyncpg.Pool]:
+    """A small PostgreSQL pool for a command, closed however it ends."""
     try:
         pool = await create_pool(settings.database_url, min_size=1, max_size=pool_size, timeout=10)
     except _CONNECT_ERRORS as e:
@@ -81,6 +63,21 @@ async def pool_only(settings: Settings, *, pool_size: int = 2) -> AsyncIterator[
         yield pool
     finally:
         await pool.close()
+
+
+@asynccontextmanager
+async def pool_and_redis(settings: Settings, *, pool_size: int = 2) -> AsyncIterator[tuple[asyncpg.Pool, Redis]]:
+    """:func:`pool_only` and a Redis client (checked with PING), both closed at the end."""
+    async with pool_only(settings, pool_size=pool_size) as pool:
+        redis = connect_redis(settings.redis_url, socket_connect_timeout=5)
+        try:
+            try:
+                await redis.ping()
+            except (RedisError, OSError) as e:
+                raise unreachable("Redis", settings.redis_url, e) from e
+            yield pool, redis
+        finally:
+            await redis.aclose()
 
 
 @contextmanager
