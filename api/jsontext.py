@@ -3,8 +3,10 @@
 ``json.loads`` accepts NUL characters (``"\\u0000"``), lone surrogate escapes (``"\\ud800"``),
 integers of any size and ``NaN``/``Infinity``. PostgreSQL text and jsonb reject NUL, nothing
 can encode a lone surrogate as UTF-8, jsonb and orjson stop at 64-bit integers, and JSON
-itself has no NaN. Request bodies are checked here before their models validate them, so such
-input is a 422 naming where it is (``blocks[2].config.size``) instead of a 500 at INSERT.
+itself has no NaN. Nesting is bounded too: orjson refuses to encode more than 255 levels, and
+nothing linkedge stores needs more than :data:`MAX_DEPTH`. Request bodies are checked here before
+their models validate them, so such input is a 422 naming where it is (``blocks[2].config.size``)
+instead of a 500 at INSERT or when the response is encoded.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from typing import Any
 from api.errors import ValidationFailed
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_DEPTH = 32  # objects and arrays inside one another, counting the body itself
 
 
-def json_problem(value: Any, field: str = "") -> tuple[str, str] | None:
+def json_problem(value: Any, field: str = "", depth: int = 0) -> tuple[str, str] | None:
     """The first unstorable value in ``value``: ``(field, problem)``, or ``None``."""
     where = field or "body"
+    if isinstance(value, dict | list):
+        depth += 1
+        if depth > MAX_DEPTH:
+            return where, f"is nested too deeply (at most {MAX_DEPTH} levels of objects and arrays)"
     if isinstance(value, str):
         if "\x00" in value:
             return where, "must not contain NUL characters"
@@ -39,13 +46,13 @@ def json_problem(value: Any, field: str = "") -> tuple[str, str] | None:
             bad_key = json_problem(key, where)
             if bad_key is not None:
                 return where, f"has a key that {bad_key[1]}"
-            problem = json_problem(item, f"{field}.{key}" if field else str(key))
+            problem = json_problem(item, f"{field}.{key}" if field else str(key), depth)
             if problem is not None:
                 return problem
         return None
     if isinstance(value, list):
         for i, item in enumerate(value):
-            problem = json_problem(item, f"{field}[{i}]")
+            problem = json_problem(item, f"{field}[{i}]", depth)
             if problem is not None:
                 return problem
     return None

@@ -1,4 +1,9 @@
-"""Opaque keyset cursors for newest-first lists: ``(created_at, id)`` of the last row shown."""
+"""Opaque keyset cursors for newest-first lists: ``(created_at, id)`` of the last row shown.
+
+A cursor is parsed strictly: exactly what :func:`encode_cursor` writes (a UTC timestamp in the
+range rows can have, and a UUID or a positive 64-bit id) or a 422 naming ``cursor``, so a forged
+one never reaches a query.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,17 @@ import base64
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from fastapi import Query
 
 from api.errors import ValidationFailed
+
+RowId = TypeVar("RowId", uuid.UUID, int)
+MAX_CURSOR = 200  # characters; ours are about 90
+_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -20,17 +30,27 @@ class PageParams:
     after: tuple[datetime, uuid.UUID] | None
 
 
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{row_id}".encode()
+def encode_cursor(created_at: datetime, row_id: uuid.UUID | int) -> str:
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str, id_type: type[RowId]) -> tuple[datetime, RowId]:
+    """``(created_at, id)`` from a cursor this API wrote, else a 422 naming ``cursor``."""
     try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, row_id = raw.partition("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(row_id)
-    except (ValueError, UnicodeDecodeError) as e:
+        stamp_text, sep, id_text = raw.partition("|")
+        stamp = datetime.fromisoformat(stamp_text)
+        if not sep or stamp.utcoffset() != timedelta(0) or not _EARLIEST <= stamp < _LATEST:
+            raise ValueError("not a row's timestamp")
+        if id_type is int:
+            if not id_text.isascii() or not id_text.isdigit() or not 0 < int(id_text) <= _INT64_MAX:
+                raise ValueError("not a row id")
+            return stamp, id_type(id_text)
+        return stamp, id_type(id_text)
+    except (ValueError, UnicodeDecodeError, TypeError) as e:
         raise ValidationFailed.field("cursor", "is not a cursor returned by this API") from e
 
 
@@ -40,7 +60,7 @@ def page_params(
 ) -> PageParams:
     if not 1 <= per_page <= 100:
         raise ValidationFailed.field("per_page", "must be between 1 and 100")
-    return PageParams(per_page, decode_cursor(cursor) if cursor else None)
+    return PageParams(per_page, decode_cursor(cursor, uuid.UUID) if cursor else None)
 
 
 def paginate(rows: Sequence[Mapping[str, Any]], per_page: int) -> tuple[list[Mapping[str, Any]], str | None]:

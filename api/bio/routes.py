@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from api.auth import Principal, require
@@ -19,9 +19,8 @@ from api.bio import queries, service, shapes
 from api.bio import stats as bio_stats
 from api.bio.schemas import BioPageCreate, BioPageUpdate, PageDataCreate, PageDataUpdate
 from api.envelope import ok
-from api.errors import ValidationFailed
-from api.jsontext import json_problem
 from api.pagination import PageParams, page_params, paginate
+from api.params import Search, SearchText
 from api.state import ApiRequest
 from api.stats.window import IntervalParam, WindowParams
 
@@ -72,9 +71,7 @@ def _deleted(request: ApiRequest) -> Response:
 
 
 @router.get("/bio-pages", summary="List bio pages (newest first)")
-async def list_bio_pages(
-    request: ApiRequest, principal: Reader, paging: Paging, search: str | None = Query(None, max_length=200)
-) -> Response:
+async def list_bio_pages(request: ApiRequest, principal: Reader, paging: Paging, search: Search = None) -> Response:
     async with request.state["pg"].acquire() as conn:
         rows = await queries.list_pages(
             conn, principal.team_id, search=search, limit=paging.per_page + 1, after=paging.after
@@ -97,10 +94,7 @@ async def create_bio_page(request: ApiRequest, principal: Writer, body: BioPageC
 
 
 @router.get("/bio-pages/search", summary="Search bio pages (at most 50 light rows)")
-async def search_bio_pages(request: ApiRequest, principal: Reader, q: str = Query("", max_length=200)) -> Response:
-    problem = json_problem(q, "q")
-    if problem is not None:
-        raise ValidationFailed.field(*problem)
+async def search_bio_pages(request: ApiRequest, principal: Reader, q: SearchText = "") -> Response:
     async with request.state["pg"].acquire() as conn:
         rows = await queries.search_pages(conn, principal.team_id, q.strip())
     data = [

@@ -7,13 +7,12 @@ as for links.
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime
 from typing import Any
 
 from api.bio.service import PageView
 from api.envelope import rfc3339
 from api.errors import ValidationFailed
+from api.pagination import decode_cursor, encode_cursor
 from api.plans import Plan
 from api.stats import queries
 from api.stats.window import WindowQuery, last_days, parse_window
@@ -70,26 +69,13 @@ async def views(conn: Conn, plan: Plan, view: PageView, query: WindowQuery, inte
     }
 
 
-def _cursor(created_at: datetime, row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, row_id = raw.partition("|")
-        return datetime.fromisoformat(stamp), int(row_id)
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed.field("cursor", "is not a cursor returned by this API") from None
-
-
 async def submissions(
     conn: Conn, view: PageView, *, per_page: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Form submissions of the page, newest first, with an opaque cursor."""
     if not 1 <= per_page <= 100:
         raise ValidationFailed.field("per_page", "must be between 1 and 100")
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, int) if cursor else None
     rows = await conn.fetch(
         "SELECT id, block_id, data, created_at FROM form_submissions WHERE page_id = $1 "
         "AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) ORDER BY created_at DESC, id DESC LIMIT $4",
@@ -108,5 +94,5 @@ async def submissions(
         }
         for r in page
     ]
-    next_cursor = _cursor(page[-1]["created_at"], page[-1]["id"]) if len(rows) > per_page else None
+    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"]) if len(rows) > per_page else None
     return data, next_cursor

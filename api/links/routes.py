@@ -16,6 +16,7 @@ from api.links.qr import DEFAULT_SIZE, MAX_SIZE, MEDIA_TYPES, MIN_SIZE, render_q
 from api.links.responses import BulkEnvelope, DeletedEnvelope, LinkEnvelope, LinkListEnvelope, errors
 from api.links.schemas import BulkCreate, LinkCreate, LinkUpdate
 from api.pagination import PageParams, page_params
+from api.params import Labels, Search
 from api.state import ApiRequest
 
 router = APIRouter(prefix="/links", tags=["links"])
@@ -70,8 +71,8 @@ async def list_links(
     request: ApiRequest,
     principal: Reader,
     page: Page,
-    label: Annotated[list[str] | None, Query(description="Only links with this label (repeat: all of them).")] = None,
-    search: Annotated[str | None, Query(max_length=200, description="Substring of code, URL or title.")] = None,
+    label: Labels = None,
+    search: Search = None,
 ) -> Response:
     """Newest first; follow `meta.next_cursor` (null on the last page)."""
     labels = [x for x in label or () if x]  # ?label= (empty) means no filter

@@ -22,6 +22,10 @@ from api.plans import Plan
 INTERVALS = ("hour", "day", "week")
 MAX_HOURS = 2000  # hourly buckets in one series
 DEFAULT_BUCKETS = {"hour": 24, "day": 30, "week": 12}  # without ``from``: this many buckets up to ``to``
+# ``from`` and ``to`` must fall in this range: nothing is counted outside it, and the ends of
+# datetime's range (year 1 or 9999 shifted by a time zone) cannot even be computed.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,14 @@ def parse_instant(field: str, value: str, tz: ZoneInfo, *, next_day: bool = Fals
             moment = datetime.fromisoformat(text.replace("z", "Z"))
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=tz)
+        moment = moment.astimezone(UTC)
     except ValueError:
         raise ValidationFailed.field(field, "must be an RFC 3339 timestamp or a date (YYYY-MM-DD)") from None
-    return moment.astimezone(UTC)
+    except OverflowError:  # the very ends of datetime's range, moved by a time zone or a day
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise ValidationFailed.field(field, "must be between 1970-01-01 and 2100-01-01")
+    return moment
 
 
 def floor_hour(moment: datetime) -> datetime:

@@ -1,0 +1,135 @@
+"""Inputs an outside probe used to reach a 500: each is now a 422 naming what to fix, and writes nothing."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import pytest
+
+API = "/api/v1"
+
+
+def nested(depth: int) -> Any:
+    """``depth`` objects inside one another: {"a": {"a": ... 1}}."""
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def error_fields(response: Any) -> list[str]:
+    assert response.status_code == 422, response.text
+    body = response.json()["error"]
+    assert body["code"] == "validation_failed"
+    return [d["field"] for d in body["details"]]
+
+
+def forged(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/bio/pages", {"title": "x", "page_data": {"extra": nested(300)}}, "page_data.extra"),
+        ("/bio-pages", {"blocks": [{"type": "text", "config": nested(300)}]}, "blocks[0].config"),
+        ("/links", {"url": "https://example.com", "routing_rules": [nested(300)]}, "routing_rules[0]"),
+    ],
+)
+def test_deep_nesting_is_a_422_naming_where_it_got_too_deep(client, make_key, db, path, body, field) -> None:
+    r = client.post(API + path, json=body, headers=make_key().headers)
+    [named] = error_fields(r)
+    assert named.startswith(field) and "nested too deeply" in r.json()["error"]["message"]
+    assert db("SELECT (SELECT count(*) FROM bio_pages) + (SELECT count(*) FROM links) AS n")[0]["n"] == 0
+
+
+def test_nesting_up_to_the_limit_is_stored_and_served(client, make_key) -> None:
+    r = client.post(
+        API + "/bio/pages", json={"title": "x", "page_data": {"extra": nested(28)}}, headers=make_key().headers
+    )
+    assert r.status_code == 201, r.text
+    assert client.get(f"{API}/bio/pages/{r.json()['data']['id']}", headers=make_key().headers).status_code == 200
+
+
+@pytest.fixture
+def link_and_page(client, make_key) -> tuple[dict[str, str], str, str]:
+    key = make_key()
+    link = client.post(API + "/links", json={"url": "https://example.com"}, headers=key.headers).json()["data"]
+    page = client.post(API + "/bio-pages", json={"handle": "probe"}, headers=key.headers).json()["data"]
+    return key.headers, link["id"], page["id"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"to": "9999-12-31"},
+        {"from": "0001-01-01", "tz": "Asia/Tokyo"},
+        {"from": "0001-01-01T00:00:00+14:00"},
+        {"to": "9999-12-31T23:59:59-12:00"},
+    ],
+)
+def test_stats_windows_at_the_ends_of_time_are_a_422(client, link_and_page, params) -> None:
+    headers, link_id, page_id = link_and_page
+    for path in (
+        f"/links/{link_id}/stats",
+        f"/bio-pages/{page_id}/stats/counters",
+        f"/bio-pages/{page_id}/stats/views",
+    ):
+        r = client.get(API + path, params=params, headers=headers)
+        assert error_fields(r) == [next(iter(params))], (path, r.text)
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        forged(f"0001-01-01T00:00:00+14:00|{uuid.uuid4()}"),
+        forged(f"2026-01-01T00:00:00+05:00|{uuid.uuid4()}"),
+        forged("2026-01-01T00:00:00+00:00|not-a-uuid"),
+        forged("2026-01-01T00:00:00+00:00"),
+        "x" * 500,
+    ],
+)
+@pytest.mark.parametrize("path", ["/links", "/bio-pages"])
+def test_forged_list_cursors_are_a_422(client, link_and_page, path, cursor) -> None:
+    headers, _, _ = link_and_page
+    assert error_fields(client.get(API + path, params={"cursor": cursor}, headers=headers)) == ["cursor"]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        forged("2026-01-01T00:00:00+00:00|99999999999999999999"),
+        forged("2026-01-01T00:00:00+00:00|-1"),
+        forged("0001-01-01T00:00:00+14:00|5"),
+    ],
+)
+def test_forged_submission_cursors_are_a_422(client, link_and_page, cursor) -> None:
+    headers, _, page_id = link_and_page
+    r = client.get(f"{API}/bio-pages/{page_id}/submissions", params={"cursor": cursor}, headers=headers)
+    assert error_fields(r) == ["cursor"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/bio-pages", {"search": "a\x00"}, "search"),
+        ("/bio-pages/search", {"q": "a\x00"}, "q"),
+        ("/links", {"search": "a\x00"}, "search"),
+        ("/links", {"label": "a\x00"}, "label"),
+    ],
+)
+def test_nul_in_a_query_string_is_a_422_naming_the_parameter(client, link_and_page, path, params, field) -> None:
+    headers, _, _ = link_and_page
+    assert error_fields(client.get(API + path, params=params, headers=headers)) == [field]
+
+
+def test_a_real_cursor_still_pages(client, make_key) -> None:
+    key = make_key()
+    for i in range(3):
+        client.post(API + "/links", json={"url": f"https://example.com/{i}"}, headers=key.headers)
+    first = client.get(API + "/links", params={"per_page": 2}, headers=key.headers).json()
+    cursor = first["meta"]["next_cursor"]
+    rest = client.get(API + "/links", params={"per_page": 2, "cursor": cursor}, headers=key.headers).json()
+    assert len(first["data"]) == 2 and len(rest["data"]) == 1 and rest["meta"]["next_cursor"] is None
