@@ -14,9 +14,11 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
 
+from api.auth import authenticate_request
 from api.bio import routes as bio_routes
 from api.envelope import BodyLimitMiddleware, RequestIdMiddleware
 from api.errors import install_handlers
+from api.limiter import LocalLimiter
 from api.links import routes as link_routes
 from api.settings import Settings
 from api.state import ApiRequest, State
@@ -37,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.redis_url, queue_name=settings.queue_name, job_namespace=settings.key_prefix
         )
         try:
-            yield {"pg": pg, "redis": redis, "arq": arq, "settings": settings}
+            yield {"pg": pg, "redis": redis, "arq": arq, "settings": settings, "limiter": LocalLimiter()}
         finally:
             await arq.aclose()
             await redis.aclose()
@@ -58,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],
     )
-    install_handlers(app)
+    install_handlers(app, authenticate_first=authenticate_request)
     app.include_router(link_routes.router, prefix=API_PREFIX)
     app.include_router(stats_routes.router, prefix=API_PREFIX)
     app.include_router(bio_routes.router, prefix=API_PREFIX)

@@ -2,7 +2,13 @@
 
 A key is ``lk_<prefix>.<secret>``: the prefix finds the row, only SHA-256 of the secret is
 stored, compared in constant time. Keys are random 190-bit secrets, so a fast hash is enough
-(no password stretching needed). Rate limits are fixed one-minute windows per key in Redis.
+(no password stretching needed).
+
+Rate limits are fixed one-minute windows in Redis: per key (the plan's requests per minute), and
+per client address for failed authentications (:data:`AUTH_FAILURES_PER_MINUTE`), so guessing
+keys is throttled before it reaches the database. When Redis is unreachable the API stays up
+(fail open) but each process keeps counting in memory (:class:`LocalLimiter`) against the same
+limits, so an outage cannot turn into an unlimited flood.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from redis.exceptions import RedisError
 
 from api.envelope import RateLimit
 from api.errors import Forbidden, RateLimited, Unauthorized
+from api.limiter import LocalLimiter
 from api.plans import Plan, get_plan
 from api.settings import Settings
 from api.state import ApiRequest
-from redirector.keys import api_rate_key
+from redirector.keys import api_rate_key, auth_failures_key
 
 ABILITIES = (
     "links:read",
@@ -36,6 +43,7 @@ ABILITIES = (
     "bio:analytics:read",
 )
 KEY_SCHEME = "lk_"
+AUTH_FAILURES_PER_MINUTE = 30  # per client address
 _ALPHABET = string.ascii_lowercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits
 
@@ -97,31 +105,65 @@ async def authenticate(pg: asyncpg.Pool, header: str | None) -> Principal:
     )
 
 
-async def check_rate(redis: Redis, settings: Settings, principal: Principal) -> RateLimit:
-    """Count this request in the key's current minute; raise 429 past the plan's limit.
-
-    When Redis is unreachable the request is let through (fail open) rather than failing the API.
-    """
-    limit = principal.plan.rate_per_minute
-    now = time.time()
+def _window(now: float) -> tuple[int, int]:
     window = int(now // 60)
-    reset = (window + 1) * 60
-    key = api_rate_key(settings.key_prefix, str(principal.key_id), window)
+    return window, (window + 1) * 60
+
+
+def _over(message: str, limit: int, count: int, reset: int, now: float) -> RateLimited:
+    retry = max(1, reset - int(now))
+    rate = RateLimit(limit, max(0, limit - count), reset)
+    return RateLimited(f"{message}; retry in {retry} s.", headers={"Retry-After": str(retry), **rate.headers()})
+
+
+async def _count(redis: Redis, local: LocalLimiter, key: str, window: int, *, peek: bool = False) -> int:
+    """This window's count for ``key`` after adding one (or, with ``peek``, as it stands)."""
     try:
+        if peek:
+            return int(await redis.get(key) or 0)
         async with redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)
             pipe.expire(key, 120)
             count, _ = await pipe.execute()
+        return int(count)
     except RedisError:
-        return RateLimit(limit, limit, reset)
-    rate = RateLimit(limit, max(0, limit - int(count)), reset)
+        return local.counts.get(key, 0) if peek and local.window == window else local.incr(key, window)
+
+
+async def check_rate(redis: Redis, settings: Settings, principal: Principal, local: LocalLimiter) -> RateLimit:
+    """Count this request in the key's current minute; raise 429 past the plan's limit."""
+    limit = principal.plan.rate_per_minute
+    now = time.time()
+    window, reset = _window(now)
+    count = await _count(redis, local, api_rate_key(settings.key_prefix, str(principal.key_id), window), window)
     if count > limit:
-        retry = max(1, reset - int(now))
-        raise RateLimited(
-            f"Rate limit of {limit} requests per minute exceeded; retry in {retry} s.",
-            headers={"Retry-After": str(retry), **rate.headers()},
-        )
-    return rate
+        raise _over(f"Rate limit of {limit} requests per minute exceeded", limit, count, reset, now)
+    return RateLimit(limit, max(0, limit - count), reset)
+
+
+async def authenticate_request(request: ApiRequest) -> Principal:
+    """:func:`authenticate`, throttled per client address: past :data:`AUTH_FAILURES_PER_MINUTE`
+    wrong keys in a minute, every request from that address is a 429 until the minute ends.
+
+    The address is the TCP peer: the API trusts no forwarding header. Behind a proxy, all callers
+    share the proxy's budget, so a deployment there should limit per client at the proxy too.
+    """
+    state = request.state
+    peer = request.client.host if request.client else "unknown"
+    now = time.time()
+    window, reset = _window(now)
+    key = auth_failures_key(state["settings"].key_prefix, peer, window)
+    limit = AUTH_FAILURES_PER_MINUTE
+    failures = await _count(state["redis"], state["limiter"], key, window, peek=True)
+    if failures >= limit:
+        raise _over("Too many failed authentications from this address", limit, failures, reset, now)
+    header = request.headers.get("authorization")
+    try:
+        return await authenticate(state["pg"], header)
+    except Unauthorized:
+        if header:  # a key was tried (no header at all guesses nothing)
+            await _count(state["redis"], state["limiter"], key, window)
+        raise
 
 
 def require(ability: str) -> Callable[[ApiRequest], Awaitable[Principal]]:
@@ -130,9 +172,10 @@ def require(ability: str) -> Callable[[ApiRequest], Awaitable[Principal]]:
         raise ValueError(f"unknown ability {ability!r}")
 
     async def dependency(request: ApiRequest) -> Principal:
-        principal = await authenticate(request.state["pg"], request.headers.get("authorization"))
+        state = request.state
+        principal = await authenticate_request(request)
         request.scope.setdefault("state", {})["rate_limit"] = await check_rate(
-            request.state["redis"], request.state["settings"], principal
+            state["redis"], state["settings"], principal, state["limiter"]
         )
         if ability not in principal.abilities:
             raise Forbidden(f"This API key lacks the '{ability}' ability.")

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -93,7 +93,10 @@ def _validation_details(exc: RequestValidationError) -> tuple[list[Detail], bool
     return details, malformed
 
 
-def install_handlers(app: FastAPI) -> None:
+def install_handlers(app: FastAPI, *, authenticate_first: Callable[[Any], Awaitable[object]] | None = None) -> None:
+    """The error envelope for every failure. ``authenticate_first`` checks the key of a request whose
+    body is not JSON, so a caller without a valid key learns 401, not how its body was parsed."""
+
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error_response(request, exc.status_code, exc.code, exc.message, exc.details, exc.headers)
@@ -102,6 +105,11 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         details, malformed = _validation_details(exc)
         if malformed:
+            if authenticate_first is not None:
+                try:
+                    await authenticate_first(request)
+                except ApiError as e:
+                    return await api_error(request, e)
             return error_response(request, 400, "malformed_json", "The request body is not valid JSON.", [])
         fields = ", ".join(dict.fromkeys(d["field"] for d in details))
         return error_response(request, 422, "validation_failed", f"Invalid value for {fields}.", details)

@@ -9,6 +9,7 @@ from arq.connections import ArqRedis
 from fastapi import Request
 from redis.asyncio import Redis
 
+from api.limiter import LocalLimiter
 from api.settings import Settings
 
 
@@ -17,6 +18,7 @@ class State(TypedDict):
     redis: Redis
     arq: ArqRedis
     settings: Settings
+    limiter: LocalLimiter  # rate limits counted in this process while Redis is unreachable
 
 
 class ApiRequest(Request[State]):

@@ -82,6 +82,11 @@ def api_rate_key(prefix: str, key_id: str, window: int) -> str:
     return f"{prefix}rl:{key_id}:{window}"
 
 
+def auth_failures_key(prefix: str, address: str, window: int) -> str:
+    """Failed API authentications from one client address in one minute window."""
+    return f"{prefix}rl:auth:{address}:{window}"
+
+
 def password_limit_key(prefix: str, link_id: str, visitor: str) -> str:
     """Wrong password guesses of one visitor on one link."""
     return f"{prefix}rl:pw:{link_id}:{visitor}"

@@ -11,6 +11,7 @@ Stdlib only.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -240,9 +241,17 @@ def _epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+_UNSAFE_IN_URL = re.compile("[\x00-\x20\x7f]")  # C0 controls, space, DEL
+
+
 def is_http_url(value: object) -> bool:
-    """Absolute http(s) URL with a host; rejects ``javascript:``, ``data:`` and friends."""
-    if not isinstance(value, str) or len(value) > 4096 or any(ch in value for ch in "\r\n\t "):
+    """Absolute http(s) URL with a host; rejects ``javascript:``, ``data:`` and friends.
+
+    Spaces, C0 control characters and DEL are refused anywhere in it: none may appear in an HTTP
+    ``Location`` header, and browsers strip some of them silently, so the URL a visitor reaches
+    would not be the one that was checked.
+    """
+    if not isinstance(value, str) or len(value) > 4096 or _UNSAFE_IN_URL.search(value):
         return False
     try:
         parts = urlsplit(value)

@@ -8,7 +8,7 @@ reported at once, naming the field (``blocks[2].link_id``, ``page_data.links[0].
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -34,8 +34,9 @@ def parse_uuid(value: object) -> uuid.UUID | None:
         return None
 
 
-def _config_problems(kind: str, config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(config key, message) pairs for a block type's config."""
+def _config_problems(kind: str, config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(config key, message) pairs for a block type's config; normalises ``href`` in place, so what
+    is stored is what was checked."""
     out: list[tuple[str, str]] = []
 
     def text(key: str, limit: int) -> None:
@@ -52,9 +53,9 @@ def _config_problems(kind: str, config: Mapping[str, Any]) -> list[tuple[str, st
         href = config.get("href")
         if href is not None:
             try:
-                check_url(href if isinstance(href, str) else None)
                 if not isinstance(href, str):
                     raise ValueError("must be an absolute http(s) URL")
+                config["href"] = check_url(href)
             except ValueError as e:
                 out.append(("href", str(e)))
     elif kind == "embed":
