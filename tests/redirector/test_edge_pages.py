@@ -17,6 +17,7 @@ from tests.redirector.edge_support import (
     read_events,
     redis_client,
     settings_for,
+    wait_until,
 )
 
 HTML = b'<!doctype html><html><head><title>Acme</title></head><body class="x"><h1>Acme</h1></body></html>'
@@ -84,6 +85,8 @@ def test_unknown_and_deleted_pages_are_404(env, key_prefix):
         assert client.get("/@nobody").status_code == 404
         assert client.get("/@gone").status_code == 200
         delete_key(r, key_prefix, page_key(key_prefix, "gone"))
+        # The invalidation reaches the edge's subscriber asynchronously: within a second.
+        assert wait_until(lambda: client.get("/@gone").status_code == 404, timeout=1.0)
         page = client.get("/@gone")
         assert page.status_code == 404 and "Page not found" in page.text
 
