@@ -1,15 +1,14 @@
-"""API test fixtures: the app on a clean slate, teams with keys, and plain database access.
+"""API test fixtures: the app on a clean slate, teams with keys, plain database and Redis access, the
+edge on the same Redis. Helpers that are not fixtures are in tests/api/support.py and tests/support.py.
 
-Helpers are synchronous (TestClient tests are) and run their coroutines on a worker thread, so
+Fixtures are synchronous (TestClient tests are) and run their coroutines on a worker thread, so
 they also work from async tests whose event loop is already running.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
+import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -21,32 +20,15 @@ from redis.asyncio import Redis as AsyncRedis
 
 from api.app import create_app
 from api.settings import Settings
-from api.teams import create_key, create_team
 from kit.postgres import create_pool
+from redirector.app import create_app as create_edge
+from redirector.cache import PageRecord, decode_page
+from redirector.keys import page_key
+from redirector.settings import Settings as EdgeSettings
+from tests.api.support import Api
+from tests.support import TeamKey, run_sync, sql, team_key
 
 T = TypeVar("T")
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion on its own loop in a worker thread."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-@dataclass(frozen=True)
-class TeamKey:
-    team_id: UUID
-    team: str
-    plan: str
-    key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-    @property
-    def prefix(self) -> str:
-        return self.key.removeprefix("lk_").split(".", 1)[0]
 
 
 @pytest.fixture
@@ -62,49 +44,36 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def run() -> Callable[[Coroutine[Any, Any, T]], T]:
-    """``run(coro)``: await a coroutine from a synchronous test (see :func:`run_sync`)."""
+    """``run(coro)``: await a coroutine from a synchronous test (see :func:`tests.support.run_sync`)."""
     return run_sync
 
 
 @pytest.fixture
 def db(settings: Settings) -> Callable[..., list[asyncpg.Record]]:
     """``db(sql, *args)`` -> rows, on its own short-lived connection."""
-
-    def query(sql: str, *args: Any) -> list[asyncpg.Record]:
-        async def go() -> list[asyncpg.Record]:
-            pool = await create_pool(settings.database_url, min_size=1, max_size=1)
-            try:
-                return list(await pool.fetch(sql, *args))
-            finally:
-                await pool.close()
-
-        return run_sync(go())
-
-    return query
+    return functools.partial(sql, settings.database_url)
 
 
 @pytest.fixture
 def make_key(settings: Settings) -> Callable[..., TeamKey]:
     """``make_key(team="acme", plan="pro", abilities="all")``: the team is created on first use."""
+    return functools.partial(team_key, settings.database_url)
 
-    def make(team: str = "acme", plan: str = "pro", abilities: str | list[str] = "all") -> TeamKey:
-        async def go() -> TeamKey:
-            conn = await asyncpg.connect(settings.database_url)
-            try:
-                row = await conn.fetchrow("SELECT id, plan FROM teams WHERE name = $1", team)
-                if row is None:
-                    created = await create_team(conn, team, plan)
-                    team_id, team_plan = created.id, created.plan
-                else:
-                    team_id, team_plan = row["id"], row["plan"]
-                key = await create_key(conn, team_id, abilities)
-            finally:
-                await conn.close()
-            return TeamKey(team_id, team, team_plan, key)
 
-        return run_sync(go())
+@pytest.fixture
+def make_api(client: TestClient, make_key: Callable[..., TeamKey], settings: Settings) -> Callable[..., Api]:
+    """``make_api(team="acme", plan="pro", abilities="all")``: a key of the team on the test client."""
+
+    def make(team: str = "acme", plan: str = "pro", abilities: str = "all") -> Api:
+        return Api(client, make_key(team, plan, abilities), settings.database_url)
 
     return make
+
+
+@pytest.fixture
+def api(make_api: Callable[..., Api]) -> Api:
+    """Team ``acme`` on the pro plan with a key that may do everything."""
+    return make_api()
 
 
 @pytest.fixture
@@ -114,6 +83,26 @@ def sync_redis(settings: Settings) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def cache(sync_redis: redis.Redis, settings: Settings) -> Callable[[str], PageRecord | None]:
+    """``cache(handle)``: a page's record in Redis as the edge reads it, or None."""
+
+    def read(handle: str) -> PageRecord | None:
+        data = sync_redis.get(page_key(settings.key_prefix, handle))
+        return decode_page(data) if data is not None else None
+
+    return read
+
+
+@pytest.fixture
+def edge(env: dict[str, str]) -> Iterator[TestClient]:
+    """The real edge app on the same Redis, redirects not followed."""
+    # No in-process cache: every hit reads Redis, so a write is visible at once without waiting on pub/sub.
+    settings = EdgeSettings.from_env({**env, "LOCAL_CACHE": "0"})
+    with TestClient(create_edge(settings), base_url="http://sho.rt", follow_redirects=False) as test_client:
+        yield test_client
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from api import plans
-from tests.api.test_bio_support import Api, api_fixture, data, error_fields, make_api_fixture  # noqa: F401
+from tests.api.support import Api, data, error_fields
 
 # (method, path template, ability, JSON body)
 ROUTES = [

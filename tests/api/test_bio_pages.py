@@ -10,17 +10,8 @@ import asyncpg
 import pytest
 
 from kit.postgres import create_pool
-from tests.api.test_bio_support import (  # noqa: F401
-    Api,
-    api_fixture,
-    cache_fixture,
-    data,
-    edge_fixture,
-    error_fields,
-    make_api_fixture,
-    sql,
-    sync_link,
-)
+from tests.api.support import Api, data, error_fields, sync_link
+from tests.support import sql
 from workers.jobs import delete_page, purge_deleted_pages
 
 

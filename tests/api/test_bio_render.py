@@ -7,14 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from api.serving.embeds import embed_for
-from tests.api.test_bio_support import (  # noqa: F401
-    Api,
-    api_fixture,
-    cache_fixture,
-    data,
-    error_fields,
-    make_api_fixture,
-)
+from tests.api.support import Api, data, error_fields, publish
 
 XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 EVIL_URL = 'https://evil.example/"><script>alert(3)</script>'
@@ -38,11 +31,6 @@ def parse(html: bytes) -> Tags:
     tags = Tags()
     tags.feed(html.decode())
     return tags
-
-
-def publish(api: Api, body: dict) -> dict:
-    page = data(api.post("/bio-pages", json=body), 201)
-    return data(api.patch(f"/bio-pages/{page['id']}", json={"is_published": True}))
 
 
 def test_xss_in_every_user_field_is_inert(api: Api, cache) -> None:

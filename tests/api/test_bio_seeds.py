@@ -1,9 +1,8 @@
-"""Every example request of the three bio seed documents, sent verbatim, and their documented fields.
+"""Create and update requests for both bio page shapes (``/bio/pages`` and ``/bio-pages``), sent as raw
+bytes exactly as a client writes them, and every field their responses carry.
 
-The bodies below are copied character for character from ``seeds/formspring-bio-pages.txt``,
-``seeds/xqr-bio-create-page.txt`` and ``seeds/xqr-bio-update-page.txt``. Where a seed's example
-uses a placeholder id (``01J…``), the verbatim request is sent first (a 422 naming the field, as
-the seed documents for invalid values) and then again with the placeholder replaced by a real id.
+Where a body holds a placeholder id (``01J…``), the request is sent as written first (a 422 naming
+the field, as for any invalid value) and then again with the placeholder replaced by a real id.
 """
 
 from __future__ import annotations
@@ -12,14 +11,7 @@ import json
 import re
 import uuid
 
-from tests.api.test_bio_support import (  # noqa: F401
-    Api,
-    api_fixture,
-    cache_fixture,
-    data,
-    error_fields,
-    make_api_fixture,
-)
+from tests.api.support import Api, data, error_fields
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -88,7 +80,7 @@ def test_xqr_update_page(api: Api, cache) -> None:
     assert updated["is_published"] is True and updated["published_at"] == published["published_at"]
     assert updated["html_url"] == "http://bio.test/acme-inc"
     assert updated["created_at"] == page["created_at"] and RFC3339.match(updated["updated_at"])
-    # "Changes to a published page are reflected immediately on the public URL."
+    # A change to a published page shows on its public URL at once.
     record = cache("acme-inc")
     assert record is not None and b"Acme Inc - Updated" in record.html and b"blog.acme.com" not in record.html
     assert "https://blog.acme.com" in record.blocks.values()

@@ -18,7 +18,8 @@ from starlette.testclient import TestClient
 from kit.postgres import create_pool
 from redirector.events import EVENT_FIELD, VIEW, Event, encode_batch, encode_event
 from redirector.keys import event_stream_key
-from tests.api.test_bio_support import Api, api_fixture, data, make_api_fixture, sql, sync_link  # noqa: F401
+from tests.api.support import Api, data, sync_link
+from tests.support import sql
 from workers.rollup import Rollup
 from workers.settings import Settings as WorkerSettings
 

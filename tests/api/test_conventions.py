@@ -1,4 +1,4 @@
-"""SPEC §2.1 conventions seen through the link routes: envelope, request ids, auth, limits, OpenAPI."""
+"""Conventions every API route shares, seen through the link routes: envelope, request ids, auth, limits, OpenAPI."""
 
 from __future__ import annotations
 

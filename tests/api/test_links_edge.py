@@ -2,22 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from starlette.testclient import TestClient
-
-from redirector.app import create_app as create_edge
-from redirector.settings import Settings as EdgeSettings
-
-
-@pytest.fixture
-def edge(env: dict[str, str]) -> Iterator[TestClient]:
-    # No in-process cache: every hit reads Redis, so a write is visible at once without waiting on pub/sub.
-    settings = EdgeSettings.from_env({**env, "LOCAL_CACHE": "0"})
-    with TestClient(create_edge(settings), base_url="http://sho.rt", follow_redirects=False) as client:
-        yield client
-
 
 def test_api_writes_drive_the_edge(client, make_key, edge) -> None:
     key = make_key()

@@ -1,5 +1,5 @@
-"""The vendor documents' example requests (seeds/xqr-links-create.txt, xqr-links-bulk-create.txt),
-sent verbatim: only the base URL and the key differ. Every documented response field is asserted."""
+"""Creating one link and a bulk of links with the exact bytes a curl client sends: only the base URL and
+the key vary. Every response field is asserted, in its order, with its value."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-# The -d bodies of the seeds' curl examples, byte for byte.
+# The bodies as curl's -d sends them, byte for byte (spacing and line breaks included).
 CREATE_BODY = (
     b'{ "url": "https://example.com/summer-sale?utm_source=qr", "custom_slug": "summer24", '
     b'"labels": ["campaign", "summer"], "expires_at": "2026-09-30T23:59:59Z" }'
@@ -65,7 +65,7 @@ def curl_post(client, path: str, key, body: bytes) -> httpx.Response:
 
 
 def assert_seed_link(link: dict, *, code: str | None, destination: str, labels: list[str], expires_at) -> None:
-    assert list(link)[: len(SEED_FIELDS)] == SEED_FIELDS  # the seed's fields, in the seed's order
+    assert list(link)[: len(SEED_FIELDS)] == SEED_FIELDS  # these fields first, in this order
     assert uuid.UUID(link["id"])
     if code is None:
         assert re.fullmatch(r"[A-Za-z0-9]{7}", link["short_code"])
@@ -92,7 +92,7 @@ def assert_seed_meta(response: httpx.Response, remaining: int) -> None:
 
 
 def test_create_link_seed(client, make_key) -> None:
-    key = make_key(plan="pro")  # the seed's key allows 600 requests a minute
+    key = make_key(plan="pro")  # a pro key allows 600 requests a minute
     r = curl_post(client, "/api/v1/links", key, CREATE_BODY)
     assert r.status_code == 201, r.text
     data = r.json()["data"]
@@ -155,7 +155,7 @@ def test_bulk_create_seed_conflict(client, make_key) -> None:
     }
     assert_seed_meta(r, remaining=598)
 
-    # the whole seed body again: both slugs conflict, the random-code item is created
+    # the whole bulk body again: both slugs conflict, the random-code item is created
     r = curl_post(client, "/api/v1/links/bulk", key, BULK_BODY)
     data = r.json()["data"]
     assert [(e["index"], e["error"], e["message"]) for e in data["errors"]] == [

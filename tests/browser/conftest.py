@@ -22,6 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+# The bio pages are made through the API: its fixtures, shared from the API tests' conftest.
+from tests.api.conftest import client, make_api, make_key, settings  # noqa: F401
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[2]

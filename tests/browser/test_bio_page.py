@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_bio_support import Api, client_fixture, data, make_api_fixture, sync_link  # noqa: F401
+from tests.api.support import publish, sync_link
 from tests.browser.conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -22,11 +22,6 @@ def wait_for(driver: Any, condition: Any, timeout: float = 10) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout).until(condition)
-
-
-def publish(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    page = data(api.post("/bio-pages", json=body), 201)
-    return data(api.patch(f"/bio-pages/{page['id']}", json={"is_published": True}))
 
 
 def test_blocks_render_in_order_and_a_click_lands_through_the_edge(

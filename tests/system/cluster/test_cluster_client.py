@@ -12,7 +12,7 @@ from redirector.pubsub import Subscriber
 from redirector.redis_url import RedisAddress, cluster_seeds, is_cluster_url
 from redirector.resp.client import RespError
 from redirector.resp.cluster import ClusterRespClient, key_slot, parse_redirect
-from tests.cluster.support import LocalCluster, free_ports
+from tests.system.cluster.support import LocalCluster, free_ports
 
 
 @pytest.mark.parametrize(

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.redirector.edge_support import ROOT, scrape
+from tests.redirector.edge_support import LINUX_FIREFOX, ROOT, scrape
 
-BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+BROWSER_UA = LINUX_FIREFOX  # not a bot: its clicks count as clicks
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 15.0, detail: Callable[[], str] = str) -> None:

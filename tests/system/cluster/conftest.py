@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.support import LocalCluster, missing_binaries
+from tests.system.cluster.support import LocalCluster, missing_binaries
 
 
 @pytest.fixture(scope="session")

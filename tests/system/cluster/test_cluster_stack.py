@@ -26,10 +26,10 @@ import httpx
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from api.teams import create_key, create_team
 from kit.redis import connect_redis
 from redirector.keys import ARQ_TAG, event_stream_key, link_key
-from tests.cluster.support import ROOT, LocalCluster, Process, free_ports, wait_for
+from tests.support import team_key
+from tests.system.cluster.support import ROOT, LocalCluster, Process, free_ports, wait_for
 
 BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"}
 LINKS = 60
@@ -59,19 +59,10 @@ def stack(env: dict[str, str], tmp: Path) -> Iterator[dict[str, Process]]:
         yield procs
 
 
-async def api_key(database_url: str) -> str:
-    conn = await asyncpg.connect(database_url)
-    try:
-        team = await create_team(conn, "cluster", "business")
-        return await create_key(conn, team.id, "all")
-    finally:
-        await conn.close()
-
-
 @pytest.mark.timeout(240)
 async def test_the_stack_runs_on_a_redis_cluster(cluster: LocalCluster, cluster_env: dict[str, str], tmp_path: Path):
     env, prefix = cluster_env, cluster_env["KEY_PREFIX"]
-    auth = {"Authorization": f"Bearer {await api_key(env['DATABASE_URL'])}"}
+    auth = team_key(env["DATABASE_URL"], "cluster", "business").headers
     data = connect_redis(env["REDIS_URL"])
     rc: RedisCluster = data  # type: ignore[assignment]
     pg = await asyncpg.connect(env["DATABASE_URL"])

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -23,38 +20,19 @@ import pytest
 import redis
 
 from api.teams import create_key, create_team
-from tests.cluster.support import Process, free_ports, wait_for
+from tests.redirector import edge_support
+from tests.system.cluster.support import Process, free_ports, wait_for
 
-BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"}
+BROWSER = {"user-agent": edge_support.LINUX_FIREFOX}
 LINKS = 30
 
 
 @pytest.fixture
 def private_redis() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (needed for a Redis this test may flush)")
-    (port,) = free_ports(1)
-    workdir = Path(tempfile.mkdtemp(prefix="linkedge-flushall-"))
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
-    args += ["--save", "", "--appendonly", "no", "--logfile", str(workdir / "redis.log")]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited: {(workdir / 'redis.log').read_text()}") from None
-                time.sleep(0.05)
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with edge_support.private_redis() as (url, _):
+        yield url
 
 
 @pytest.mark.timeout(120)

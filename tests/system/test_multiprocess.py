@@ -12,7 +12,6 @@ Every process is a real ``linkedge serve edge|worker``; links are written throug
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import http.client
 import signal
@@ -29,9 +28,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings as ApiSettings
-from api.teams import create_key, create_team
 from redirector.keys import event_stream_key, ready_key, shard_lease_key
-from tests.multiprocess_support import (
+from tests.redirector.edge_support import free_port, wait_for_port
+from tests.support import sql, team_key
+from tests.system.multiprocess_support import (
     BROWSER_UA,
     Clicks,
     Process,
@@ -41,7 +41,6 @@ from tests.multiprocess_support import (
     sample_sum,
     wait_for,
 )
-from tests.redirector.edge_support import free_port, wait_for_port
 
 SHARDS = 8  # EVENT_SHARDS default, on the edges and the workers
 LEASE_MS = 1500  # a dead worker's shards are free after this
@@ -66,15 +65,8 @@ class Stack:
     prefix: str
     database_url: str
 
-    def query(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        async def go() -> list[asyncpg.Record]:
-            conn = await asyncpg.connect(self.database_url)
-            try:
-                return list(await conn.fetch(sql, *args))
-            finally:
-                await conn.close()
-
-        return asyncio.run(go())
+    def query(self, statement: str, *args: Any) -> list[asyncpg.Record]:
+        return sql(self.database_url, statement, *args)
 
     def leases(self) -> dict[int, str]:
         """Shard -> token of the worker holding its lease, for the shards that have one."""
@@ -128,18 +120,6 @@ class Stack:
         assert not wrong, f"links whose scan_count is not the clicks sent (counted, sent): {wrong}"
         totals = {str(r["subject_id"]): (r["clicks"], r["bots"]) for r in self.query("SELECT * FROM stats_totals")}
         assert totals == {link: (n, 0) for link, n in clicks.sent.items()}
-
-
-def _api_key(database_url: str) -> str:
-    async def go() -> str:
-        conn = await asyncpg.connect(database_url)
-        try:
-            team = await create_team(conn, "multiprocess", "pro")
-            return await create_key(conn, team.id, "all")
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
 
 
 def _split_evenly(stack: Stack) -> bool:
@@ -208,7 +188,7 @@ def stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
                 workers,
                 worker_ports,
                 api,
-                {"Authorization": f"Bearer {_api_key(env['DATABASE_URL'])}"},
+                team_key(env["DATABASE_URL"], "multiprocess", "pro").headers,
                 client,
                 env["KEY_PREFIX"],
                 env["DATABASE_URL"],

@@ -9,7 +9,7 @@ from api.settings import Settings
 from kit.queue import ArqPool, arq_node, create_arq_pool
 from kit.redis import connect_redis
 from redirector.keys import ARQ_TAG, arq_queue_name
-from tests.cluster.support import LocalCluster
+from tests.system.cluster.support import LocalCluster
 
 PREFIX = "ck:"
 

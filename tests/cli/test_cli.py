@@ -15,7 +15,6 @@ import subprocess
 import sys
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -24,6 +23,8 @@ from api.errors import Unauthorized
 from cli.main import main
 from devstack.services import with_database
 from kit.postgres import create_pool
+from tests.redirector.edge_support import free_port
+from tests.support import sql
 
 
 @pytest.fixture
@@ -44,50 +45,39 @@ def run(cli_env, capsys):
     return run
 
 
-def _query(database_url: str, sql: str, *params: Any) -> list[asyncpg.Record]:
-    async def fetch() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return await conn.fetch(sql, *params)
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
-
-
 def test_migrate_is_idempotent(run, database_url):
     # The session database is migrated already; a run against it applies nothing and says so.
     status, out, _ = run("migrate")
     assert status == 0
     assert out.strip() == "database is up to date"
     assert run("migrate")[:2] == (0, "database is up to date\n")
-    versions = [r["version"] for r in _query(database_url, "SELECT version FROM schema_migrations ORDER BY 1")]
+    versions = [r["version"] for r in sql(database_url, "SELECT version FROM schema_migrations ORDER BY 1")]
     assert versions[0] == "001_core" and len(versions) == len(set(versions))
 
 
 def test_migrate_applies_every_version_to_an_empty_database(run, cli_env, services):
     name = f"{cli_env['KEY_PREFIX'].rstrip(':')}_cli_migrate"
     admin = services.database_url
-    _query(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _query(admin, f'CREATE DATABASE "{name}"')
+    sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    sql(admin, f'CREATE DATABASE "{name}"')
     try:
         cli_env["DATABASE_URL"] = with_database(admin, name)
         status, out, _ = run("migrate")
         assert status == 0 and out.startswith("applied 001_core")
         assert run("migrate")[1] == "database is up to date\n"
     finally:
-        _query(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_team_create_and_plan(run, database_url):
     status, out, _ = run("team", "create", "acme", "--plan", "pro")
     assert status == 0 and "acme" in out
     assert run("team", "plan", "acme", "business")[0] == 0
-    rows = _query(database_url, "SELECT name, plan FROM teams")
+    rows = sql(database_url, "SELECT name, plan FROM teams")
     assert [(r["name"], r["plan"]) for r in rows] == [("acme", "business")]
     # Default plan is free.
     assert run("team", "create", "solo")[0] == 0
-    assert _query(database_url, "SELECT plan FROM teams WHERE name = 'solo'")[0]["plan"] == "free"
+    assert sql(database_url, "SELECT plan FROM teams WHERE name = 'solo'")[0]["plan"] == "free"
 
 
 async def _authenticates(database_url: str, key: str) -> Any:
@@ -111,7 +101,7 @@ def test_key_create_prints_a_working_key_and_stores_only_its_hash(run, database_
     assert principal.team_name == "acme"
     assert principal.abilities == {"links:read", "links:write"}
 
-    [row] = _query(database_url, "SELECT * FROM api_keys")
+    [row] = sql(database_url, "SELECT * FROM api_keys")
     assert row["prefix"] == prefix and row["name"] == "ci"
     assert bytes(row["secret_hash"]) == hashlib.sha256(secret.encode()).digest()
     stored = " ".join(str(v) for v in row.values())
@@ -160,12 +150,6 @@ def test_bad_input_is_one_line_and_exit_1(run, args, message):
     assert "Traceback" not in err and err.count("\n") == 1
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
-
-
 @pytest.mark.parametrize(
     ("args", "variable", "what"),
     [
@@ -178,7 +162,7 @@ def _closed_port() -> int:
 def test_a_given_url_that_does_not_answer_fails_with_one_line_and_starts_nothing(
     run, cli_env, tmp_path, args, variable, what
 ):
-    port = _closed_port()
+    port = free_port()  # nothing listens on it
     url = f"postgresql://postgres:hunter2@127.0.0.1:{port}/linkedge"
     if variable == "REDIS_URL":
         url = f"redis://:hunter2@127.0.0.1:{port}/0"
@@ -242,7 +226,7 @@ def test_links_import_csv_reports_row_errors_and_writes_through(run, cli_env, da
     assert "created 2 links; 1 rows failed" in out
     assert "\nrow 2: Invalid value for url" in err
 
-    rows = _query(database_url, "SELECT code, url, labels, expires_at FROM links ORDER BY created_at")
+    rows = sql(database_url, "SELECT code, url, labels, expires_at FROM links ORDER BY created_at")
     assert [(r["url"], r["labels"]) for r in rows] == [
         ("https://example.com/a", ["spring", "sale"]),
         ("https://example.com/c", []),
@@ -270,9 +254,9 @@ def test_links_export_json_imports_again(run, database_url, tmp_path):
         ("exp-y", "https://example.com/y", []),
     ]
 
-    _query(database_url, "DELETE FROM links")
+    sql(database_url, "DELETE FROM links")
     assert run("links", "import", str(exported), "--team", "acme")[0] == 0
-    codes = _query(database_url, "SELECT code, labels FROM links ORDER BY code")
+    codes = sql(database_url, "SELECT code, labels FROM links ORDER BY code")
     assert [(r["code"], r["labels"]) for r in codes] == [("exp-x", ["l1", "l2"]), ("exp-y", [])]
 
 
@@ -313,15 +297,9 @@ def test_cache_rebuild_restores_lost_records(run, cli_env, redis_url, tmp_path):
     assert _cached_codes(redis_url, prefix) == {"reb-1", "reb-2"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_up_runs_the_stack_prints_a_working_key_and_stops_on_sigint(cli_env):
-    api_port, edge_port = _free_port(), _free_port()
+    api_port, edge_port = free_port(), free_port()
     cmd = [sys.executable, "-m", "cli.main", "up", "--api-port", str(api_port), "--edge-port", str(edge_port)]
     env = {**os.environ, **cli_env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{edge_port}"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
