@@ -18,6 +18,14 @@ from redirector.rules import Rule, compile_rules
 LINK_RECORD_VERSION = b"L1"
 PAGE_RECORD_VERSION = b"P1"
 REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
+# The only origins a page record's HTML may frame: the API builds embeds on these player hosts
+# only (api.serving.embeds), and the edge sends exactly these as the page CSP's ``frame-src``.
+FRAME_HOSTS = (
+    "https://www.youtube-nocookie.com",
+    "https://player.vimeo.com",
+    "https://open.spotify.com",
+    "https://w.soundcloud.com",
+)
 
 
 class RecordError(ValueError):

@@ -5,9 +5,10 @@ A flush is one XADD of up to ``event_batch`` lines to the next shard (round robi
 lines stay buffered (up to ``event_buffer_max``, then the newest are dropped and counted): the
 visitor never sees an error for it.
 
-Each entry also carries ``b``, a batch id unique per edge process. A batch whose XADD failed is
-kept whole and retried with the same lines and the same id (perhaps on another shard), so when
-the first XADD did land and only its reply was lost, the workers drop the second copy by its id.
+Each entry also carries a batch id (:data:`redirector.events.BATCH_ID_FIELD`), unique per edge
+process. A batch whose XADD failed is kept whole and retried with the same lines and the same id
+(perhaps on another shard), so when the first XADD did land and only its reply was lost, the
+workers drop the second copy by its id.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ import logging
 import os
 import secrets
 
-from redirector.events import EVENT_FIELD, encode_batch
+from redirector.events import BATCH_ID_FIELD, EVENT_FIELD, encode_batch
 from redirector.keys import event_stream_key
 from redirector.metrics import Metrics
 from redirector.resp.client import REDIS_ERRORS, Store
 from redirector.settings import Settings
 
 log = logging.getLogger(__name__)
-
-BATCH_ID_FIELD = b"b"
 
 
 class Emitter:

@@ -16,13 +16,41 @@ from urllib.parse import parse_qsl
 from starlette.types import Scope, Send
 
 from redirector.edge import Edge
-from redirector.events import EVENT_VERSION
+from redirector.events import (
+    COL_BLOCK,
+    COL_BOT,
+    COL_BROWSER,
+    COL_COUNTRY,
+    COL_DEVICE,
+    COL_EXTRA,
+    COL_KIND,
+    COL_LINK,
+    COL_OS,
+    COL_PAGE,
+    COL_REFERRER,
+    COL_SOURCE,
+    COL_TEAM,
+    COL_TS,
+    COL_VERSION,
+    COL_VISITOR,
+    COLUMNS,
+    EVENT_VERSION,
+)
 from redirector.geo import clean_country
 from redirector.rules import Facts, IPAddress, parse_accept_language, referrer_host
 from redirector.ua import Agent
 from redirector.views import send_error, send_response
 
 _CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+# The columns in the order the f-string of :meth:`Hit.emit` writes them (its ``ids`` are TEAM..BLOCK,
+# the agent's ``tsv`` DEVICE..BROWSER). ``test_hit_line_fills_every_named_column`` decodes a line.
+_EMIT_ORDER = (
+    *(COL_VERSION, COL_KIND, COL_TS, COL_TEAM, COL_LINK, COL_PAGE, COL_BLOCK, COL_COUNTRY),
+    *(COL_DEVICE, COL_OS, COL_BROWSER, COL_REFERRER, COL_VISITOR, COL_BOT, COL_SOURCE, COL_EXTRA),
+)
+assert _EMIT_ORDER == tuple(range(COLUMNS)), "Hit.emit's columns are out of order"
+_ID_TABS = COL_BLOCK - COL_TEAM  # separators inside ``ids``
 
 
 # Visitors repeat their Accept-Language and IP across clicks: parse each once.
@@ -184,7 +212,7 @@ class Hit:
         """
         agent = self.agent
         ids = f"{team_id}\t{link_id}\t{page_id}\t{block_id}"
-        if ids.count("\t") != 3 or "\n" in ids or "\r" in ids:
+        if ids.count("\t") != _ID_TABS or "\n" in ids or "\r" in ids:
             ids = "\t".join(v.translate(_CLEAN) for v in (team_id, link_id, page_id, block_id))
         line = (
             f"{EVENT_VERSION}\t{kind}\t{int(self.now * 1000)}\t{ids}\t{self.country}\t{agent.tsv}\t"

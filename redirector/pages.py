@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from starlette.types import Receive
 
-from redirector.cache import PageRecord
+from redirector.cache import FRAME_HOSTS, PageRecord
 from redirector.events import BLOCK_CLICK, FORM, VIEW
 from redirector.forms import FormTooLarge, rate_limited, read_form, valid_email
 from redirector.hit import Hit
@@ -20,15 +20,9 @@ from redirector.links import live, location, redirect_link
 from redirector.rules import is_http_url
 from redirector.views import HTML, JSON, with_banner
 
-EMBED_HOSTS = (
-    "https://www.youtube-nocookie.com",
-    "https://player.vimeo.com",
-    "https://open.spotify.com",
-    "https://w.soundcloud.com",
-)
 PAGE_CSP = (
     "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
-    f"frame-src {' '.join(EMBED_HOSTS)}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    f"frame-src {' '.join(FRAME_HOSTS)}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 ).encode()
 PAGE_HEADERS = [
     (b"content-type", HTML),

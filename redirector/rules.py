@@ -2,8 +2,8 @@
 
 A rule is ``{"url": ..., "conditions": {...}}`` or ``{"split": [{"url", "weight"}...], "conditions": {...}}``.
 Conditions AND across keys and OR within a key's list. The first matching rule wins, else the
-link's default URL (Shlink's ``ShortUrlRedirectionResolver``). Headers are parsed once into
-:class:`Facts` by the edge, so evaluation is set lookups and comparisons.
+link's default URL. Headers are parsed once into :class:`Facts` by the edge, so evaluation is set
+lookups and comparisons.
 
 Stdlib only.
 """
@@ -50,7 +50,7 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What is known about one request, parsed once from its headers."""
+    """What is known about one request, parsed once from its headers (:meth:`redirector.hit.Hit.facts`)."""
 
     country: str | None = None
     devices: frozenset[str] = frozenset()
@@ -61,39 +61,6 @@ class Facts:
     referrer_host: str | None = None
     now: float = 0.0
     bucket: int = 0  # 0..99, the visitor's sticky A/B bucket
-
-    @classmethod
-    def from_headers(
-        cls,
-        headers: Mapping[str, str],
-        *,
-        country: str | None = None,
-        devices: frozenset[str] = frozenset(),
-        browser: str | None = None,
-        query: Mapping[str, str] | None = None,
-        ip: str | None = None,
-        now: float = 0.0,
-        bucket: int = 0,
-    ) -> Facts:
-        """Build facts from lower-case header names plus what the edge derived elsewhere
-        (country from a trusted header or GeoIP, devices and browser from the User-Agent)."""
-        address: IPAddress | None = None
-        if ip:
-            try:
-                address = ipaddress.ip_address(ip)
-            except ValueError:
-                address = None
-        return cls(
-            country=country.upper() if country else None,
-            devices=devices,
-            browser=browser,
-            languages=parse_accept_language(headers.get("accept-language", "")),
-            query=query,
-            ip=address,
-            referrer_host=referrer_host(headers.get("referer", "")),
-            now=now,
-            bucket=bucket,
-        )
 
 
 def parse_accept_language(value: str, min_q: float = 0.9) -> frozenset[str]:

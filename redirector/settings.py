@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redirector.events import DEFAULT_SHARDS
 from redirector.keys import KEY_PREFIX
@@ -39,7 +39,6 @@ class Settings:
     local_cache_size: int = 100_000
     local_cache_ttl: float = 60.0
     negative_cache_ttl: float = 5.0
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -13,6 +13,11 @@ from functools import lru_cache
 
 import ua_parser
 
+from redirector.events import COL_BROWSER, COL_DEVICE, COL_OS
+
+# ``Agent.tsv`` is the span of an event line from COL_DEVICE to COL_BROWSER, ready to paste in.
+assert (COL_OS, COL_BROWSER) == (COL_DEVICE + 1, COL_DEVICE + 2), "Agent.tsv needs the three columns side by side"
+
 UA_MAX = 512  # longer strings are cut before caching, so a hostile UA cannot blow up the cache key
 
 _OS = {
@@ -73,7 +78,7 @@ class Agent:
     browser: str  # one of redirector.rules.BROWSERS, or ""
     bot: bool
     devices: frozenset[str]  # the OS and the device class together, as rule conditions see them
-    tsv: str  # "device\tos\tbrowser", ready for an event line
+    tsv: str  # "device\tos\tbrowser": the event columns COL_DEVICE..COL_BROWSER
 
 
 UNKNOWN = Agent("", "", "", True, frozenset(), "\t\t")

@@ -31,15 +31,35 @@ from uuid import UUID
 
 import orjson
 
-from redirector.events import BLOCK_CLICK, CLICK, EVENT_VERSION, FORM, KINDS, VIEW, decode_event
+from redirector.events import (
+    BLOCK_CLICK,
+    CLICK,
+    COL_BLOCK,
+    COL_BOT,
+    COL_EXTRA,
+    COL_KIND,
+    COL_LINK,
+    COL_PAGE,
+    COL_TEAM,
+    COL_TS,
+    COL_VERSION,
+    COL_VISITOR,
+    COLUMNS,
+    DIMENSION_COLUMNS,
+    EVENT_VERSION,
+    FORM,
+    KINDS,
+    VIEW,
+    decode_event,
+    event_columns,
+)
 
 HOUR_MS = 3_600_000
-DIMENSIONS = ("country", "device", "os", "browser", "referrer")
 _MAX_TS_MS = 1 << 43  # year 2248: anything later is a corrupt timestamp
 MAX_VALUE = 200
 UUID_LEN = 36
-_TS, _TEAM, _VISITOR = itemgetter(2), itemgetter(3), itemgetter(12)
-_DIM_COLUMNS = (7, 8, 9, 10, 11)  # country, device, os, browser, referrer
+_TS, _TEAM, _VISITOR = itemgetter(COL_TS), itemgetter(COL_TEAM), itemgetter(COL_VISITOR)
+_IDS = itemgetter(COL_TEAM, COL_LINK, COL_PAGE, COL_BLOCK)
 
 HourKey = tuple[str, int]  # (subject id, hour start in epoch ms)
 
@@ -74,7 +94,7 @@ class Batch:
     newest_ms: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     hours: dict[HourKey, Hour] = field(default_factory=dict)
-    # Breakdowns of links' human clicks and pages' human views: (index in DIMENSIONS, hour) ->
+    # Breakdowns of links' human clicks and pages' human views: (index in events.DIMENSIONS, hour) ->
     # Counter of subject id + value (ids are canonical UUIDs, always 36 chars, so the key splits).
     dims: dict[tuple[int, int], Counter[str]] = field(default_factory=dict)
     totals: dict[str, Total] = field(default_factory=dict)
@@ -115,28 +135,27 @@ class Aggregator:
 
     def _add_rows(self, rows: list[list[str]]) -> None:
         """Count events one by one: every kind, any shape (the lenient decoder handles the odd ones)."""
-        b, ids, canon = self.batch, self._ids, self._canon
+        b, ids, canon, id_columns = self.batch, self._ids, self._canon, _IDS
+        columns, version, kind_col, ts_col = COLUMNS, COL_VERSION, COL_KIND, COL_TS
         for p in rows:
-            if len(p) != 16 or p[0] != EVENT_VERSION or p[1] not in KINDS or not p[2].isdigit():
+            if len(p) != columns or p[version] != EVENT_VERSION or p[kind_col] not in KINDS or not p[ts_col].isdigit():
                 # Anything but the current encoding goes through the contract's lenient decoder.
                 ev = decode_event("\t".join(p))
                 if ev is None:
                     b.bad += 1
                     continue
-                p = [EVENT_VERSION, ev.kind, str(ev.ts_ms), ev.team_id, ev.link_id, ev.page_id, ev.block_id]
-                p += [ev.country, ev.device, ev.os, ev.browser, ev.referrer, ev.visitor, "1" if ev.bot else "0"]
-                p += [ev.source, ev.extra]
-            kind, ts = p[1], int(p[2])
-            team, link, page, block = (ids[x] if x in ids else canon(x) for x in p[3:7])
+                p = event_columns(ev)
+            kind, ts = p[kind_col], int(p[ts_col])
+            team, link, page, block = (ids[x] if x in ids else canon(x) for x in id_columns(p))
             if team is None or link is None or page is None or block is None or not 0 < ts < _MAX_TS_MS:
                 b.bad += 1
                 continue
             if kind == FORM:
-                data = _form_data(p[15])
+                data = _form_data(p[COL_EXTRA])
                 if not page or data is None:
                     b.bad += 1
                     continue
-                b.forms.append((team or None, page, block or None, data, p[12], ts))
+                b.forms.append((team or None, page, block or None, data, p[COL_VISITOR], ts))
             elif kind == VIEW:
                 if not page:
                     b.bad += 1
@@ -163,20 +182,20 @@ class Aggregator:
         h = self.batch.hours.get(key)
         if h is None:
             h = self.batch.hours[key] = Hour(team or None)
-        if p[13] == "1":
+        if p[COL_BOT] == "1":
             h.bots += 1
             return
         setattr(h, column, getattr(h, column) + 1)
-        if visits and p[12]:
-            h.visitors.add(p[12])
+        if visits and p[COL_VISITOR]:
+            h.visitors.add(p[COL_VISITOR])
         if breaks:
-            for i, col in enumerate(_DIM_COLUMNS):
+            for i, col in enumerate(DIMENSION_COLUMNS):
                 self.batch.dims.setdefault((i, key[1]), Counter())[subject + p[col]] += 1
         if ts > self._last.get(subject, 0):
             self._last[subject] = ts
 
     def _bulk(self, rows: list[list[str]], column: int, kind: str, *, human: bool) -> list[list[str]]:
-        """Count plain link clicks (``column`` 4) or page views (5) column-wise, in C loops.
+        """Count plain link clicks (``column`` COL_LINK) or page views (COL_PAGE) column-wise, in C loops.
 
         Same result as :meth:`_add_rows`, several times faster: the per-event work is a handful
         of ``map``/``zip``/``Counter`` passes, and Python code runs once per distinct key.
@@ -254,7 +273,7 @@ class Aggregator:
         deque(map(call, map(adders.__getitem__, subjects), map(_VISITOR, rows)), maxlen=0)
         for subject in team_of:
             hours[(subject, hour)].visitors.discard("")
-        for i, col in enumerate(_DIM_COLUMNS):
+        for i, col in enumerate(DIMENSION_COLUMNS):
             tally = self.batch.dims.get((i, hour))
             if tally is None:
                 tally = self.batch.dims[(i, hour)] = Counter()
@@ -289,24 +308,27 @@ class Aggregator:
         views: list[list[str]] = []
         bot_views: list[list[str]] = []
         rest: list[list[str]] = []
+        # The columns as locals: the loop runs once per event.
+        columns, version, kind_col, bot = COLUMNS, COL_VERSION, COL_KIND, COL_BOT
+        link, page, block = COL_LINK, COL_PAGE, COL_BLOCK
         for line in self._lines:
             if not line:
                 continue
             p = line.split("\t")
-            if len(p) == 16 and p[0] == EVENT_VERSION:
-                kind = p[1]
-                if kind == CLICK and not p[5] and not p[6]:
-                    (bot_clicks if p[13] == "1" else clicks).append(p)
+            if len(p) == columns and p[version] == EVENT_VERSION:
+                kind = p[kind_col]
+                if kind == CLICK and not p[page] and not p[block]:
+                    (bot_clicks if p[bot] == "1" else clicks).append(p)
                     continue
-                if kind == VIEW and not p[4] and not p[6]:
-                    (bot_views if p[13] == "1" else views).append(p)
+                if kind == VIEW and not p[link] and not p[block]:
+                    (bot_views if p[bot] == "1" else views).append(p)
                     continue
             rest.append(p)
         self._lines = []
-        rest += self._bulk(clicks, 4, CLICK, human=True)
-        rest += self._bulk(bot_clicks, 4, CLICK, human=False)
-        rest += self._bulk(views, 5, VIEW, human=True)
-        rest += self._bulk(bot_views, 5, VIEW, human=False)
+        rest += self._bulk(clicks, COL_LINK, CLICK, human=True)
+        rest += self._bulk(bot_clicks, COL_LINK, CLICK, human=False)
+        rest += self._bulk(views, COL_PAGE, VIEW, human=True)
+        rest += self._bulk(bot_views, COL_PAGE, VIEW, human=False)
         self._add_rows(rest)
 
     def finish(self) -> Batch:

@@ -12,6 +12,7 @@ from typing import Any
 
 from kit.postgres import Conn
 from kit.sketch import Sketch, decode_sketch, visitor_hashes
+from redirector.events import DIMENSIONS
 from workers.aggregate import MAX_VALUE, UUID_LEN, Batch
 
 INITIAL_ID = "0-0"
@@ -49,10 +50,10 @@ WHERE h.subject_id = u.s AND h.bucket = to_timestamp(u.b / 1000)
 # The biggest statement by far (one row per subject, hour and value), so its columns travel as
 # joined text: asyncpg encodes big arrays element by element, string_to_array is one C pass.
 # Values are prefixed with the separator, so a lone empty value still makes a one-element array.
+# A dimension travels as its position in events.DIMENSIONS, from 1; $6 is DIMENSIONS, which names it.
 _BREAKDOWNS = """
 INSERT INTO stats_breakdown_hourly AS d (subject_id, bucket, dimension, value, clicks)
-SELECT u.s::uuid, to_timestamp(u.b::bigint / 1000), (ARRAY['country', 'device', 'os', 'browser', 'referrer'])[u.d::int],
-       u.v, u.c::bigint
+SELECT u.s::uuid, to_timestamp(u.b::bigint / 1000), ($6::text[])[u.d::int], u.v, u.c::bigint
 FROM unnest(string_to_array($1, ','), string_to_array($2, ','), string_to_array($3, ','),
             (string_to_array($4, chr(31)))[2:], string_to_array($5, ',')) AS u(s, b, d, v, c)
 ON CONFLICT (subject_id, bucket, dimension, value) DO UPDATE SET clicks = d.clicks + EXCLUDED.clicks
@@ -183,6 +184,7 @@ async def _write_rest(conn: Conn, batch: Batch) -> None:
             ",".join([str(r[2]) for r in rows]),
             SEP + SEP.join([r[3] for r in rows]),
             ",".join([str(r[4]) for r in rows]),
+            DIMENSIONS,
         )
     if batch.totals:
         ids = sorted(batch.totals)

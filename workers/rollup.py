@@ -32,7 +32,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from redirector import keys
-from redirector.events import EVENT_FIELD
+from redirector.events import BATCH_ID_FIELD, EVENT_FIELD
 from redirector.keys import event_stream_key
 from workers import lease
 from workers.aggregate import Aggregator, Batch
@@ -42,7 +42,6 @@ from workers.settings import Settings
 
 log = logging.getLogger("linkedge.worker")
 _MAX_BACKOFF = 5.0
-BATCH_ID_FIELD = b"b"  # the edge's batch id (redirector.emitter.BATCH_ID_FIELD)
 _PRUNE_EVERY = 60.0  # seconds between prunes of old batch ids
 
 

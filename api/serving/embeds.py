@@ -1,8 +1,8 @@
 """Embeds from an allowlist only: a URL becomes a player iframe of a known provider, or nothing.
 
 The iframe's ``src`` is rebuilt from ids matched by strict patterns, never copied from user input,
-so an embed can only ever load one of the four player hosts below (which the edge's CSP allows as
-``frame-src``). Anything else is shown as a plain link.
+so an embed can only ever load one of the player hosts of :data:`redirector.cache.FRAME_HOSTS`
+(which the edge's CSP allows as ``frame-src``). Anything else is shown as a plain link.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlsplit
 
+from redirector.cache import FRAME_HOSTS
+
 PROVIDERS = ("youtube", "vimeo", "spotify", "soundcloud")
-FRAME_HOSTS = ("https://www.youtube-nocookie.com", "https://player.vimeo.com", "https://open.spotify.com",
-               "https://w.soundcloud.com")  # fmt: skip
+_FRAME_PREFIXES = tuple(f"{host}/" for host in FRAME_HOSTS)
 
 _YT_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 _SPOTIFY = re.compile(
@@ -97,5 +98,6 @@ def embed_for(url: str | None, provider: str | None = None) -> Embed | None:
     for find in finders:
         found = find(url)
         if found is not None:
-            return found
+            # Every finder builds its src on a FRAME_HOSTS origin; this keeps it so.
+            return found if found.src.startswith(_FRAME_PREFIXES) else None
     return None

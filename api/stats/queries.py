@@ -17,8 +17,8 @@ from uuid import UUID
 from api.stats.window import Window, bucket_starts
 from kit.postgres import Conn
 from kit.sketch import merge_count
+from redirector.events import DIMENSIONS
 
-DIMENSIONS = ("country", "device", "os", "browser", "referrer")
 _UNKNOWN = {"referrer": "(direct)"}  # label of the empty value; "(unknown)" for the others
 
 Subject = UUID | str

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from redirector import events
 from redirector.cache import LinkRecord, PageRecord, RecordError, decode_page, decode_record, encode_page, encode_record
 from redirector.events import CLICK, FORM, Event, decode_batch, decode_event, encode_batch, encode_event
 from redirector.rules import parse_rules
@@ -83,3 +84,57 @@ def test_event_batch_is_lenient() -> None:
     assert events[0] is not None and events[0].extra == '{"email":"a@b.c"}'
     assert events[1] is None and events[2] is None
     assert events[3] == Event(kind=CLICK, ts_ms=7, team_id="t")
+
+
+def test_event_golden_line_and_named_columns() -> None:
+    event = Event(
+        kind=FORM,
+        ts_ms=1_780_000_000_123,
+        team_id="team",
+        link_id="link",
+        page_id="page",
+        block_id="block",
+        country="DE",
+        device="mobile",
+        os="ios",
+        browser="safari",
+        referrer="a.example",
+        visitor="f00d",
+        bot=True,
+        source="bio",
+        extra="{}",
+    )
+    line = encode_event(event)
+    assert line == "1\tf\t1780000000123\tteam\tlink\tpage\tblock\tDE\tmobile\tios\tsafari\ta.example\tf00d\t1\tbio\t{}"
+    parts = line.split("\t")
+    assert len(parts) == events.COLUMNS
+    named = {
+        events.COL_VERSION: events.EVENT_VERSION,
+        events.COL_KIND: event.kind,
+        events.COL_TS: str(event.ts_ms),
+        events.COL_TEAM: event.team_id,
+        events.COL_LINK: event.link_id,
+        events.COL_PAGE: event.page_id,
+        events.COL_BLOCK: event.block_id,
+        events.COL_COUNTRY: event.country,
+        events.COL_DEVICE: event.device,
+        events.COL_OS: event.os,
+        events.COL_BROWSER: event.browser,
+        events.COL_REFERRER: event.referrer,
+        events.COL_VISITOR: event.visitor,
+        events.COL_BOT: "1",
+        events.COL_SOURCE: event.source,
+        events.COL_EXTRA: event.extra,
+    }
+    assert sorted(named) == list(range(events.COLUMNS))
+    assert {col: parts[col] for col in named} == named
+    assert events.event_columns(event) == parts
+    assert decode_event(line) == event
+    assert events.BATCH_ID_FIELD == b"b" and events.EVENT_FIELD == b"e"
+
+
+def test_each_dimension_comes_from_its_namesake_column() -> None:
+    assert events.DIMENSIONS == ("country", "device", "os", "browser", "referrer")
+    event = Event(kind=CLICK, ts_ms=1, team_id="t", country="c", device="d", os="o", browser="b", referrer="r")
+    parts = encode_event(event).split("\t")
+    assert [parts[col] for col in events.DIMENSION_COLUMNS] == [getattr(event, d) for d in events.DIMENSIONS]

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from redirector import events
 from redirector.edge import Edge, bio_hosts
-from redirector.events import CLICK, FORM, Event, encode_event
+from redirector.events import CLICK, FORM, Event, decode_event, encode_event
 from redirector.forms import valid_email
 from redirector.geo import GeoIP, clean_country, create_client_ip
 from redirector.hit import Hit
@@ -105,6 +106,48 @@ def test_event_lines_match_the_contract_encoder(ids, extra):
         extra=extra,
     )
     assert edge.emitter.buffer == [encode_event(expected)]
+
+
+def test_hit_line_fills_every_named_column():
+    edge = make_edge(country_header="cf-ipcountry")
+    headers = {b"user-agent": ua.IPHONE.encode(), b"cf-ipcountry": b"de", b"referer": b"https://www.a.example/x"}
+    hit = make_hit(edge, headers)
+    hit.emit(FORM, "team-id", link_id="link-id", page_id="page-id", block_id="block-id", source="api", extra="{}")
+    [line] = edge.emitter.buffer
+    parts = line.split("\t")
+    assert len(parts) == events.COLUMNS
+    assert parts[events.COL_VERSION] == events.EVENT_VERSION
+    assert parts[events.COL_KIND] == FORM
+    assert parts[events.COL_TS] == str(int(hit.now * 1000))
+    assert parts[events.COL_TEAM] == "team-id"
+    assert parts[events.COL_LINK] == "link-id"
+    assert parts[events.COL_PAGE] == "page-id"
+    assert parts[events.COL_BLOCK] == "block-id"
+    assert parts[events.COL_COUNTRY] == "DE"
+    assert parts[events.COL_DEVICE] == "mobile"
+    assert parts[events.COL_OS] == "ios"
+    assert parts[events.COL_BROWSER] == "safari"
+    assert parts[events.COL_REFERRER] == "a.example"
+    assert parts[events.COL_VISITOR] == hit.visitor != ""
+    assert parts[events.COL_BOT] == "0"
+    assert parts[events.COL_SOURCE] == "api"
+    assert parts[events.COL_EXTRA] == "{}"
+    assert decode_event(line) == Event(
+        kind=FORM,
+        ts_ms=int(hit.now * 1000),
+        team_id="team-id",
+        link_id="link-id",
+        page_id="page-id",
+        block_id="block-id",
+        country="DE",
+        device="mobile",
+        os="ios",
+        browser="safari",
+        referrer="a.example",
+        visitor=hit.visitor,
+        source="api",
+        extra="{}",
+    )
 
 
 def test_local_cache_lru_ttl_negative_and_generation(monkeypatch):

@@ -6,8 +6,8 @@ from typing import Any
 
 from redis import Redis
 
-from redirector.emitter import BATCH_ID_FIELD, Emitter
-from redirector.events import EVENT_FIELD
+from redirector.emitter import Emitter
+from redirector.events import BATCH_ID_FIELD, EVENT_FIELD
 from redirector.keys import event_stream_key
 from redirector.metrics import Metrics
 from redirector.resp.client import RespClient, RespTimeoutError

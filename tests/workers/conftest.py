@@ -15,11 +15,20 @@ import pytest
 from redis.asyncio import Redis
 
 from kit.postgres import create_pool
-from redirector.events import BLOCK_CLICK, CLICK, EVENT_FIELD, FORM, VIEW, Event, encode_batch, encode_event
+from redirector.events import (
+    BATCH_ID_FIELD,
+    BLOCK_CLICK,
+    CLICK,
+    EVENT_FIELD,
+    FORM,
+    VIEW,
+    Event,
+    encode_batch,
+    encode_event,
+)
 from redirector.keys import event_stream_key
 from workers.settings import Settings
 
-BATCH_ID = b"b"  # redirector.emitter.BATCH_ID_FIELD
 HOUR_MS = 3_600_000
 BASE_MS = 1_780_000_000_000 - 1_780_000_000_000 % HOUR_MS  # 2026-05-28T20:00:00Z
 
@@ -137,7 +146,7 @@ async def push(redis: Redis, prefix: str, lines: Iterable[str], shards: int = 8,
     run = uuid.uuid4().hex[:8]
     async with redis.pipeline(transaction=False) as pipe:
         for n, chunk in enumerate(c for c in chunks if c):
-            fields = {EVENT_FIELD: encode_batch(chunk), BATCH_ID: f"{run}-{n:x}"}
+            fields = {EVENT_FIELD: encode_batch(chunk), BATCH_ID_FIELD: f"{run}-{n:x}"}
             pipe.xadd(event_stream_key(prefix, n % shards), fields)  # type: ignore[arg-type]
         await pipe.execute()
     return len([c for c in chunks if c])
@@ -149,7 +158,7 @@ def lines(events: Iterable[Event]) -> list[str]:
 
 @dataclass
 class Expected:
-    """What the spec says the tables must hold, computed naively from the events."""
+    """What the tables must hold, computed naively from the events (the rules in workers.aggregate)."""
 
     hourly: dict[tuple[str, int], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
     visitors: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import asyncpg
 from redis.asyncio import Redis
 
 from kit.sketch import decode_sketch
-from redirector.events import CLICK, EVENT_FIELD, Event, encode_batch, encode_event
+from redirector.events import CLICK, DIMENSIONS, EVENT_FIELD, Event, encode_batch, encode_event
 from redirector.keys import event_stream_key
 from tests.workers.conftest import BASE_MS, Expected, expected, lines, make_world, push, random_events
 from workers.aggregate import Aggregator
@@ -153,3 +154,11 @@ async def test_a_batch_appended_twice_is_applied_once(settings: Settings, pg: as
     await assert_tables(pg, expected(events))
     assert rollup.metrics.registry.get_sample_value("linkedge_rollup_duplicate_entries_total") == 2
     assert await pg.fetchval("SELECT count(*) FROM rollup_batches") == 1
+
+
+async def test_the_schema_allows_exactly_the_dimensions(pg: asyncpg.Pool) -> None:
+    check = await pg.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'stats_breakdown_hourly'::regclass "
+        "AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%dimension%'"
+    )
+    assert re.findall(r"'(\w+)'::text", check) == list(DIMENSIONS)
