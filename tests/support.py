@@ -1,5 +1,6 @@
-"""Plain helpers for tests in any folder (no fixtures): a coroutine from synchronous code, one SQL
-statement on a connection of its own, and a team with an API key.
+"""Plain helpers for tests in any folder (no fixtures): the checkout's root, a free loopback port,
+waiting for a condition, a coroutine from synchronous code, one SQL statement on a connection of
+its own, and a team with an API key.
 
 Each runs its coroutine on a worker thread with a loop of its own, so it also works from async tests
 whose event loop is already running.
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Coroutine
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -20,6 +24,24 @@ from api.teams import create_key, create_team
 from kit.postgres import create_pool
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (once the probing socket is closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition") -> None:
+    """Await ``check()`` until it is true; AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

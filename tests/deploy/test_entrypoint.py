@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,9 @@ import asyncpg
 import pytest
 
 from tests.deploy.support import DEPLOY, ROOT, entrypoint, healthcheck_command
+from tests.support import free_port
 
 ENTRYPOINT = DEPLOY / "entrypoint.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def base_env() -> dict[str, str]:

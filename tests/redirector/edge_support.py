@@ -24,6 +24,7 @@ from redirector.events import EVENT_FIELD, Event, decode_batch
 from redirector.keys import event_stream_key, invalidation_channel, link_key, page_key
 from redirector.rules import parse_rules
 from redirector.settings import Settings
+from tests.support import free_port
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -56,7 +57,6 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
 SLACKBOT = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
 CURL = "curl/8.5.0"
 BROWSER = {"user-agent": WINDOWS}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings_for(env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -128,13 +128,6 @@ def read_events(r: redis.Redis, prefix: str, shards: int = 8) -> list[Event]:
                 assert event is not None, "the edge wrote an event line that does not decode"
                 events.append(event)
     return sorted(events, key=lambda e: e.ts_ms)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -13,15 +13,14 @@ import pytest
 
 from redirector.keys import link_key, page_key
 from tests.redirector.edge_support import (
-    ROOT,
     delete_key,
-    free_port,
     put_link,
     put_page,
     redis_client,
     wait_for_port,
     wait_until,
 )
+from tests.support import ROOT, free_port
 
 PROPAGATION = 1.0  # seconds: a changed link must stop redirecting the old way within this on every edge
 

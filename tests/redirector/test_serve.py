@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from redirector.serve import count_listeners
+from tests.support import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.redirector.test_serve:pid_app"
 
 
@@ -39,13 +39,6 @@ async def pid_app(scope: dict[str, Any], receive: Callable[..., Any], send: Call
                 return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.redirector.edge_support import LINUX_FIREFOX, ROOT, scrape
+from tests.redirector.edge_support import LINUX_FIREFOX, scrape
+from tests.support import ROOT
 
 BROWSER_UA = LINUX_FIREFOX  # not a bot: its clicks count as clicks
 

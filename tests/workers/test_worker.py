@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from kit.queue import create_arq_pool
 from redirector.cache import decode_record
 from redirector.keys import link_key, ready_key
+from tests.support import ROOT, eventually, free_port
 from tests.workers.conftest import expected, lines, make_world, push, random_events
-from tests.workers.test_faults import ROOT, free_port, wait_until
 from tests.workers.test_rollup import assert_tables
 from workers.heal import heal_once
 from workers.rollup import Rollup
@@ -90,12 +90,12 @@ async def test_worker_process_heals_the_cache_after_a_flush(
         return bool(await redis.exists(ready_key(prefix))) and await redis.exists(*keys) == len(keys)
 
     try:
-        await wait_until(all_cached, what=f"the first build; log:\n{log.read_text()}")
+        await eventually(all_cached, what=f"the first build; log:\n{log.read_text()}")
         # What FLUSHALL does to this deployment: every key of the prefix is gone.
         doomed = [k async for k in redis.scan_iter(match=f"{prefix}*")]
         await redis.delete(*doomed)
         flushed = time.monotonic()
-        await wait_until(all_cached, timeout=10, what="the cache to come back")
+        await eventually(all_cached, timeout=10, what="the cache to come back")
         assert time.monotonic() - flushed < 10
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -24,7 +24,8 @@ from types import TracebackType
 
 import redis
 
-from tests.redirector.edge_support import ROOT, wait_for_port
+from tests.redirector.edge_support import wait_for_port
+from tests.support import ROOT
 
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,21 +17,12 @@ from redis.asyncio import Redis
 
 from kit.postgres import create_pool
 from redirector.keys import event_stream_key
+from tests.support import ROOT, eventually, free_port
 from tests.workers.conftest import expected, lines, make_world, push, random_events
 from tests.workers.proxy import Proxy
 from tests.workers.test_rollup import assert_tables
 from workers.rollup import Rollup
 from workers.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def backlog(redis: Redis, settings: Settings) -> int:
@@ -42,13 +31,6 @@ async def backlog(redis: Redis, settings: Settings) -> int:
 
 async def applied(pg: asyncpg.Pool) -> int:
     return int(await pg.fetchval("SELECT coalesce(sum(clicks + views + bots), 0) FROM stats_totals"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def start_worker(env: dict[str, str], log: Path, metrics_port: int) -> subprocess.Popen[bytes]:
@@ -74,13 +56,13 @@ async def test_worker_killed_mid_run_loses_and_doubles_nothing(
     log = tmp_path / "worker.log"
     proc = start_worker(env, log, port)
     try:
-        await wait_until(lambda: _gt(applied(pg), 0), what=f"the worker to apply something; log:\n{log.read_text()}")
+        await eventually(lambda: _gt(applied(pg), 0), what=f"the worker to apply something; log:\n{log.read_text()}")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert await backlog(redis, settings) > 0, "the worker finished before it was killed"
         await push(redis, settings.key_prefix, lines(second), per_entry=10)
         proc = start_worker(env, log, port)
-        await wait_until(
+        await eventually(
             lambda: _eq(backlog(redis, settings), 0), what=f"the restarted worker to drain; log:\n{log.read_text()}"
         )
         await assert_tables(pg, expected(first + second))
@@ -121,7 +103,7 @@ async def test_postgres_outage_events_wait_then_apply_once(
     waves = [random_events(world, n, seed=20 + i) for i, n in enumerate((2000, 2000, 6000))]
     try:
         await push(redis, settings.key_prefix, lines(waves[0]), per_entry=20)
-        await wait_until(lambda: _eq(backlog(redis, settings), 0), what="wave 1")
+        await eventually(lambda: _eq(backlog(redis, settings), 0), what="wave 1")
         # Down while idle: the next events wait in Redis.
         proxy.cut()
         await push(redis, settings.key_prefix, lines(waves[1]), per_entry=20)
@@ -129,15 +111,15 @@ async def test_postgres_outage_events_wait_then_apply_once(
         assert await backlog(redis, settings) > 0
         await assert_tables(pg, expected(waves[0]))
         proxy.start()
-        await wait_until(lambda: _eq(backlog(redis, settings), 0), what="wave 2 after PostgreSQL came back")
+        await eventually(lambda: _eq(backlog(redis, settings), 0), what="wave 2 after PostgreSQL came back")
         # Down in the middle of a run of commits.
         before = await applied(pg)
         await push(redis, settings.key_prefix, lines(waves[2]), per_entry=5)
-        await wait_until(lambda: _gt(applied(pg), before), what="wave 3 to start")
+        await eventually(lambda: _gt(applied(pg), before), what="wave 3 to start")
         proxy.cut()
         await asyncio.sleep(0.5)
         proxy.start()
-        await wait_until(lambda: _eq(backlog(redis, settings), 0), what="wave 3")
+        await eventually(lambda: _eq(backlog(redis, settings), 0), what="wave 3")
         await assert_tables(pg, expected(waves[0] + waves[1] + waves[2]))
         assert rollup.metrics.registry.get_sample_value("linkedge_rollup_errors_total")
     finally:
