@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from api.migrate import migrate
 from kit.postgres import create_pool
-from redirector.events import BLOCK_CLICK, CLICK, EVENT_FIELD, VIEW, Event, encode_batch, encode_event
+from redirector.events import BATCH_ID_FIELD, BLOCK_CLICK, CLICK, EVENT_FIELD, VIEW, Event, encode_batch, encode_event
 from redirector.keys import event_stream_key
 from workers.rollup import Rollup
 from workers.settings import Settings
@@ -96,7 +96,7 @@ async def push(redis: Redis, prefix: str, lines: list[str], shards: int, per_ent
     run = secrets.token_hex(4)
     async with redis.pipeline(transaction=False) as pipe:
         for i in range(0, len(lines), per_entry):
-            fields = {EVENT_FIELD: encode_batch(lines[i : i + per_entry]), b"b": f"{run}-{entries:x}"}
+            fields = {EVENT_FIELD: encode_batch(lines[i : i + per_entry]), BATCH_ID_FIELD: f"{run}-{entries:x}"}
             pipe.xadd(event_stream_key(prefix, entries % shards), fields)  # type: ignore[arg-type]
             entries += 1
             if len(pipe) >= 200:

@@ -52,7 +52,8 @@ COL_SOURCE = 14
 COL_EXTRA = 15
 COLUMNS = 16  # columns in a current line
 
-_CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+# Tabs and line breaks inside a field would split it: every writer of event lines replaces them.
+FIELD_CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
 
 
 class EventError(ValueError):
@@ -132,7 +133,7 @@ def encode_event(event: Event) -> str:
     """One event line (no trailing newline)."""
     if event.kind not in KINDS:
         raise EventError(f"unknown event kind {event.kind!r}")
-    return "\t".join(f.translate(_CLEAN) for f in event_columns(event))
+    return "\t".join(f.translate(FIELD_CLEAN) for f in event_columns(event))
 
 
 def encode_batch(lines: Iterable[str]) -> bytes:

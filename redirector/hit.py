@@ -35,13 +35,12 @@ from redirector.events import (
     COL_VISITOR,
     COLUMNS,
     EVENT_VERSION,
+    FIELD_CLEAN,
 )
 from redirector.geo import clean_country
 from redirector.rules import Facts, IPAddress, parse_accept_language, referrer_host
 from redirector.ua import Agent
 from redirector.views import send_error, send_response
-
-_CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
 
 # The columns in the order the f-string of :meth:`Hit.emit` writes them (its ``ids`` are TEAM..BLOCK,
 # the agent's ``tsv`` DEVICE..BROWSER). ``test_hit_line_fills_every_named_column`` decodes a line.
@@ -213,10 +212,10 @@ class Hit:
         agent = self.agent
         ids = f"{team_id}\t{link_id}\t{page_id}\t{block_id}"
         if ids.count("\t") != _ID_TABS or "\n" in ids or "\r" in ids:
-            ids = "\t".join(v.translate(_CLEAN) for v in (team_id, link_id, page_id, block_id))
+            ids = "\t".join(v.translate(FIELD_CLEAN) for v in (team_id, link_id, page_id, block_id))
         line = (
             f"{EVENT_VERSION}\t{kind}\t{int(self.now * 1000)}\t{ids}\t{self.country}\t{agent.tsv}\t"
             f"{self.referrer}\t{self.visitor}\t{'1' if agent.bot else '0'}\t{source or self.source}\t"
-            f"{extra.translate(_CLEAN) if extra else ''}"
+            f"{extra.translate(FIELD_CLEAN) if extra else ''}"
         )
         self.edge.emitter.emit(line)

@@ -2,7 +2,7 @@
 
 ``uvicorn --workers N`` shares one listening socket between the workers, and whichever
 process wakes first accepts: under load one worker sometimes takes every connection
-(issue 2 saw it in 3 of 21 runs). Here each worker binds its own socket to the same
+(3 of 21 benchmark runs here). Here each worker binds its own socket to the same
 address with SO_REUSEPORT, so the kernel hashes every new connection across the
 listening sockets and balance never depends on wake-up luck. A worker only listens
 once its lifespan has started, so it gets no connection before it can answer.
