@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive
@@ -46,22 +47,23 @@ async def read_form(receive: Receive, limit: int = MAX_FORM_BYTES) -> dict[str, 
         raise FormTooLarge from e
 
 
-async def rate_limited(edge: Edge, key: str, limit: int, window: int = 60) -> bool:
-    """Fixed-window counter: true once ``key`` was hit more than ``limit`` times in ``window`` s.
+async def rate_limited(edge: Edge, limits: Sequence[tuple[str, int]], window: int = 60) -> bool:
+    """Fixed-window counters: true once any ``(key, limit)`` was hit more than ``limit`` times in
+    ``window`` s (every counter counts this request).
 
-    SET NX EX and INCR are issued in the same tick, so the pipelining client sends them in one
-    round trip. When Redis is down the limiter lets the request through.
+    All the SET NX EX and INCR commands are issued in the same tick, so the pipelining client sends
+    them in one round trip. When Redis is down the limiter lets the request through.
     """
     store = edge.store
+    commands = []
+    for key, _ in limits:
+        commands += [store.execute("SET", key, "0", "EX", window, "NX"), store.execute("INCR", key)]
     try:
-        _, count = await asyncio.gather(
-            store.execute("SET", key, "0", "EX", window, "NX"),
-            store.execute("INCR", key),
-        )
+        replies = await asyncio.gather(*commands)
     except REDIS_ERRORS:
         edge.metrics.redis_errors += 1
         return False
-    return int(count) > limit
+    return any(int(count) > limit for count, (_, limit) in zip(replies[1::2], limits, strict=True))
 
 
 def valid_email(value: str) -> bool:

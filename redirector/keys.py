@@ -87,14 +87,14 @@ def auth_failures_key(prefix: str, address: str, window: int) -> str:
     return f"{prefix}rl:auth:{address}:{window}"
 
 
-def password_limit_key(prefix: str, link_id: str, visitor: str) -> str:
-    """Wrong password guesses of one visitor on one link."""
-    return f"{prefix}rl:pw:{link_id}:{visitor}"
+def password_limit_key(prefix: str, link_id: str, address: str) -> str:
+    """Password attempts on one link from one client address (``*``: from all of them)."""
+    return f"{prefix}rl:pw:{link_id}:{address}"
 
 
-def form_limit_key(prefix: str, page_id: str, visitor: str) -> str:
-    """Form submissions of one visitor on one page."""
-    return f"{prefix}rl:form:{page_id}:{visitor}"
+def form_limit_key(prefix: str, block_id: str, address: str) -> str:
+    """Submissions of one form block from one client address (``*``: from all of them)."""
+    return f"{prefix}rl:form:{block_id}:{address}"
 
 
 # --- arq ------------------------------------------------------------------------------------------

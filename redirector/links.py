@@ -23,7 +23,8 @@ from redirector.visitor import SPLIT_COOKIE_MAX_AGE, bucket_of, read_bucket, spl
 
 PRIVATE = b"private, max-age=0"
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
-PASSWORD_ATTEMPTS = 10  # per visitor and link per minute
+PASSWORD_ATTEMPTS = 10  # wrong or right, per client address and link per minute
+PASSWORD_CEILING = 100  # per link per minute, from all addresses together
 
 
 def location(url: str) -> bytes:
@@ -128,7 +129,13 @@ async def send_password_form(hit: Hit, code: str, *, failed: bool = False) -> No
 
 
 async def password_post(hit: Hit, receive: Receive, code: str) -> None:
-    """``POST /{code}``: check the password (rate limited per visitor), then redirect with 303."""
+    """``POST /{code}``: check the password, then redirect with 303.
+
+    Attempts are limited per client address (as established through ``TRUSTED_PROXIES``) and link,
+    not per visitor hash: that hash includes the User-Agent, which a guesser can rotate. A per-link
+    ceiling bounds guesses spread over many addresses. Both are checked before the PBKDF2 work,
+    which runs in a worker thread, off the event loop.
+    """
     record = await hit.edge.link(code)
     if record is None or record.password_hash is None or not live(record, hit.now):
         return await redirect_link(hit, record, counted=False, status=303)
@@ -136,8 +143,12 @@ async def password_post(hit: Hit, receive: Receive, code: str) -> None:
         form = await read_form(receive)
     except FormTooLarge:
         return await hit.fail(413)
-    limit_key = password_limit_key(hit.edge.settings.key_prefix, record.id, hit.visitor)
-    if await rate_limited(hit.edge, limit_key, PASSWORD_ATTEMPTS):
+    prefix = hit.edge.settings.key_prefix
+    limits = [
+        (password_limit_key(prefix, record.id, hit.ip), PASSWORD_ATTEMPTS),
+        (password_limit_key(prefix, record.id, "*"), PASSWORD_CEILING),
+    ]
+    if await rate_limited(hit.edge, limits):
         return await hit.fail(429, extra=[(b"retry-after", b"60")])
     if not await verify_password(record.password_hash, form.get("password", "")):
         return await send_password_form(hit, code, failed=True)

@@ -32,7 +32,8 @@ PAGE_HEADERS = [
     # Browsers keep the page but ask again each time; the ETag makes that a 304.
     (b"cache-control", b"no-cache"),
 ]
-FORM_LIMIT = 5  # submissions per visitor and page per minute
+FORM_LIMIT = 5  # submissions per client address and form block per minute
+FORM_CEILING = 600  # submissions per form block per minute, from all addresses together
 MAX_FIELDS = 10
 MAX_FIELD_NAME = 40
 MAX_FIELD_VALUE = 2000
@@ -109,7 +110,11 @@ async def link_block(hit: Hit, page: PageRecord, block_id: str, code: str, count
 
 
 async def form_post(hit: Hit, receive: Receive, handle: str, block_id: str) -> None:
-    """``POST /@{handle}/f/{block_id}``: validate, rate limit per visitor, emit a FORM event."""
+    """``POST /@{handle}/f/{block_id}``: validate, rate limit, emit a FORM event.
+
+    Limited per client address and form block (not per visitor hash, whose User-Agent part a
+    sender can rotate), with a ceiling per block for many addresses together.
+    """
     page = await hit.edge.page(handle)
     if page is None or block_id not in page.forms:
         return await hit.fail(404, "This form does not exist.", title=NOT_FOUND_TITLE)
@@ -123,8 +128,12 @@ async def form_post(hit: Hit, receive: Receive, handle: str, block_id: str) -> N
     fields, problem = clean_fields(form)
     if problem:
         return await hit.fail(422, problem)
-    limit_key = form_limit_key(hit.edge.settings.key_prefix, page.id, hit.visitor)
-    if await rate_limited(hit.edge, limit_key, FORM_LIMIT):
+    prefix = hit.edge.settings.key_prefix
+    limits = [
+        (form_limit_key(prefix, block_id, hit.ip), FORM_LIMIT),
+        (form_limit_key(prefix, block_id, "*"), FORM_CEILING),
+    ]
+    if await rate_limited(hit.edge, limits):
         return await hit.fail(429, "Too many submissions. Try again in a minute.", extra=[(b"retry-after", b"60")])
     extra = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
     hit.emit(FORM, page.team_id, page_id=page.id, block_id=block_id, source="bio", extra=extra)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 from redirector.events import BLOCK_CLICK, CLICK, FORM, VIEW
@@ -186,17 +187,19 @@ def test_form_validation(env, key_prefix):
     assert [e.kind for e in read_events(r, key_prefix)] == [FORM]
 
 
-def test_form_rate_limited_per_visitor(env, key_prefix):
+def test_form_rate_limited_per_address_whatever_the_user_agent(env, key_prefix):
     r = redis_client(env)
     put_page(r, key_prefix, "acme", HTML, forms=("f1",))
-    with edge_client(settings_for(env)) as client:
-        statuses = [
-            client.post("/@acme/f/f1", content=f"email=u{i}%40example.com", headers=FORM_HEADERS).status_code
-            for i in range(6)
-        ]
-        other = client.post(
-            "/@acme/f/f1", content="email=z%40example.com", headers={**FORM_HEADERS, "user-agent": IPHONE}
-        )
+    proxy = {"trusted_proxies": (ipaddress.ip_network("127.0.0.1/32"),)}
+    with edge_client(settings_for(env, **proxy), client=("127.0.0.1", 40000)) as client:
+
+        def post(i: int, ip: str, agent: str) -> int:
+            headers = {**FORM_HEADERS, "user-agent": agent, "x-forwarded-for": ip}
+            return client.post("/@acme/f/f1", content=f"email=u{i}%40example.com", headers=headers).status_code
+
+        # A new User-Agent per post (as a script would rotate it) does not buy a new budget.
+        statuses = [post(i, "203.0.113.7", f"{IPHONE} r{i}") for i in range(6)]
+        other = post(99, "198.51.100.9", IPHONE)
     assert statuses == [303] * 5 + [429]
-    assert other.status_code == 303  # another visitor has its own budget
+    assert other == 303  # another address has its own budget
     assert len(read_events(r, key_prefix)) == 6
