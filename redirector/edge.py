@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from redirector.cache import LinkRecord, PageRecord, RecordError, decode_page, decode_record
 from redirector.emitter import Emitter
-from redirector.geo import GeoIP, create_client_ip
+from redirector.geo import GeoIP, create_client_ip, create_trust
 from redirector.keys import link_key, page_key
 from redirector.local_cache import MISSING, LocalCache
 from redirector.metrics import Metrics
@@ -49,6 +49,7 @@ class Edge:
         self.emitter = Emitter(store, settings, self.metrics)
         self.geo = GeoIP(settings.geoip_db)
         self.hasher = VisitorHasher(settings.visitor_salt)
+        self.trusted_peer = create_trust(settings.trusted_proxies)
         self.client_ip = create_client_ip(settings.trusted_proxies)
         self.country_header = settings.country_header.encode("latin-1")
         self.link_prefix = link_key(settings.key_prefix, "")

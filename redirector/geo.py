@@ -70,6 +70,22 @@ def clean_country(value: str) -> str:
     return ""
 
 
+def create_trust(trusted: Sequence[IPNetwork]) -> Callable[[str], bool]:
+    """Build ``is_trusted(address) -> bool``: the address is one of the configured proxies."""
+    if not trusted:
+        return lambda address: False
+
+    @lru_cache(maxsize=4096)
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    return is_trusted
+
+
 def create_client_ip(trusted: Sequence[IPNetwork]) -> Callable[[str, str], str]:
     """Build ``client_ip(peer, forwarded_for) -> str`` for the configured trusted proxies.
 
@@ -82,14 +98,7 @@ def create_client_ip(trusted: Sequence[IPNetwork]) -> Callable[[str, str], str]:
             return peer
 
         return direct
-
-    @lru_cache(maxsize=4096)
-    def is_trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in trusted)
+    is_trusted = create_trust(trusted)
 
     def client_ip(peer: str, forwarded_for: str) -> str:
         if not forwarded_for or not is_trusted(peer):

@@ -147,10 +147,15 @@ class Hit:
     def country(self) -> str:
         if self._country is None:
             edge = self.edge
-            value = self.headers.get(edge.country_header) if edge.country_header else None
+            # The country header is believed only from a trusted proxy, like X-Forwarded-For.
+            value = self.headers.get(edge.country_header) if edge.country_header and self._from_proxy() else None
             country = clean_country(value.decode("latin-1")) if value else ""
             self._country = country or edge.geo.country(self.ip)
         return self._country
+
+    def _from_proxy(self) -> bool:
+        client = self.scope.get("client")
+        return self.edge.trusted_peer(client[0] if client else "")
 
     @property
     def visitor(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from tests.redirector.edge_support import (
     BROWSER,
     edge_client,
@@ -24,7 +26,9 @@ def test_country_from_geoip_database(env, key_prefix, tmp_path):
         "https://example.com/",
         rules=[{"url": "https://ca.example/", "conditions": {"country": ["CA"]}}],
     )
-    settings = settings_for(env, geoip_db=str(db), country_header="cf-ipcountry")
+    # 203.0.113.20 is a trusted proxy that sends the country header; 192.0.2.1 is not.
+    proxy = (ipaddress.ip_network("203.0.113.20/32"),)
+    settings = settings_for(env, geoip_db=str(db), country_header="cf-ipcountry", trusted_proxies=proxy)
     with edge_client(settings, client=("203.0.113.20", 1)) as client:
         assert client.get("/geo", headers=BROWSER).headers["location"] == "https://ca.example/"
         # the trusted header, when present, wins over the database
@@ -33,7 +37,11 @@ def test_country_from_geoip_database(env, key_prefix, tmp_path):
         )
     with edge_client(settings, client=("192.0.2.1", 1)) as client:
         assert client.get("/geo", headers=BROWSER).headers["location"] == "https://example.com/"
-    assert [e.country for e in read_events(r, key_prefix)] == ["CA", "FR", ""]
+        # from anyone else the header is not believed: a client cannot choose its country
+        assert (
+            client.get("/geo", headers={**BROWSER, "cf-ipcountry": "CA"}).headers["location"] == "https://example.com/"
+        )
+    assert [e.country for e in read_events(r, key_prefix)] == ["CA", "FR", "", ""]
 
 
 def test_missing_database_means_unknown_country(env, key_prefix, tmp_path):

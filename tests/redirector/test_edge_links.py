@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import pytest
@@ -98,9 +99,10 @@ def test_head_redirects_without_counting(env, key_prefix):
 def test_click_event_fields(env, key_prefix):
     r = redis_client(env)
     record = put_link(r, key_prefix, "ev", team_id="team-9")
-    settings = settings_for(env, country_header="cf-ipcountry")
+    proxy = (ipaddress.ip_network("10.0.0.1/32"),)  # the country header comes from a trusted proxy
+    settings = settings_for(env, country_header="cf-ipcountry", trusted_proxies=proxy)
     before = int(time.time() * 1000)
-    with edge_client(settings) as client:
+    with edge_client(settings, client=("10.0.0.1", 1)) as client:
         headers = {"user-agent": IPHONE, "cf-ipcountry": "ca", "referer": "https://www.news.example.org/a?b=c"}
         assert client.get("/ev", headers=headers).status_code == 302
         assert client.get("/ev?qr=1", headers={"user-agent": WINDOWS}).status_code == 302

@@ -31,6 +31,12 @@ def rule(**conditions):
     return [{"url": HIT, "conditions": conditions}]
 
 
+PROXY = (ipaddress.ip_network("10.0.0.1/32"),)
+PROXY_PEER = ("10.0.0.1", 1)
+# The country header is believed only from a trusted proxy: these tests send it through one.
+TRUSTED_HEADER = {"country_header": "cf-ipcountry", "trusted_proxies": PROXY, "client": PROXY_PEER}
+
+
 def destination(env, key_prefix, rules, headers=None, path="/r", client=("testclient", 50000), **settings):
     r = redis_client(env)
     put_link(r, key_prefix, "r", DEFAULT, rules=rules)
@@ -53,7 +59,13 @@ def destination(env, key_prefix, rules, headers=None, path="/r", client=("testcl
 )
 def test_country_from_trusted_header(env, key_prefix, countries, header, expected):
     headers = {"cf-ipcountry": header} if header else {}
-    assert destination(env, key_prefix, rule(country=countries), headers, country_header="cf-ipcountry") == expected
+    assert destination(env, key_prefix, rule(country=countries), headers, **TRUSTED_HEADER) == expected
+
+
+def test_country_header_from_an_untrusted_peer_is_ignored(env, key_prefix):
+    headers = {"cf-ipcountry": "CA"}
+    untrusted = {**TRUSTED_HEADER, "client": ("198.51.100.4", 1)}
+    assert destination(env, key_prefix, rule(country=["CA"]), headers, **untrusted) == DEFAULT
 
 
 def test_country_header_ignored_when_not_configured(env, key_prefix):
@@ -196,7 +208,7 @@ def test_first_matching_rule_wins_and_conditions_and(env, key_prefix):
         ({"cf-ipcountry": "US", "user-agent": IPHONE}, "https://example.com/ios"),
         ({"cf-ipcountry": "US", "user-agent": WINDOWS}, DEFAULT),
     ]
-    with edge_client(settings_for(env, country_header="cf-ipcountry")) as c:
+    with edge_client(settings_for(env, country_header="cf-ipcountry", trusted_proxies=PROXY), client=PROXY_PEER) as c:
         for headers, expected in cases:
             assert c.get("/r", headers=headers).headers["location"] == expected
 

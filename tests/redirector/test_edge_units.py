@@ -83,7 +83,7 @@ def make_hit(edge: Edge, headers: dict[bytes, bytes], query: bytes = b"") -> Hit
     ],
 )
 def test_event_lines_match_the_contract_encoder(ids, extra):
-    edge = make_edge(country_header="cf-ipcountry")
+    edge = make_edge(country_header="cf-ipcountry", trusted_proxies=(ipaddress.ip_network("192.0.2.9/32"),))
     headers = {b"user-agent": ua.IPHONE.encode(), b"cf-ipcountry": b"de", b"referer": b"https://www.a.example/x"}
     hit = make_hit(edge, headers, b"qr=1")
     team, link, page, block = ids
@@ -109,7 +109,7 @@ def test_event_lines_match_the_contract_encoder(ids, extra):
 
 
 def test_hit_line_fills_every_named_column():
-    edge = make_edge(country_header="cf-ipcountry")
+    edge = make_edge(country_header="cf-ipcountry", trusted_proxies=(ipaddress.ip_network("192.0.2.9/32"),))
     headers = {b"user-agent": ua.IPHONE.encode(), b"cf-ipcountry": b"de", b"referer": b"https://www.a.example/x"}
     hit = make_hit(edge, headers)
     hit.emit(FORM, "team-id", link_id="link-id", page_id="page-id", block_id="block-id", source="api", extra="{}")
