@@ -24,13 +24,13 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        public = env.get("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/")
+        serving = ServingConfig.from_env(env)  # checks the base URLs
         return cls(
             database_url=env.get("DATABASE_URL", cls.database_url),
             redis_url=env.get("REDIS_URL", cls.redis_url),
             key_prefix=env.get("KEY_PREFIX", KEY_PREFIX),
-            public_base_url=public,
-            bio_base_url=env.get("BIO_BASE_URL", "").rstrip("/"),
+            public_base_url=serving.public_base_url,
+            bio_base_url=serving.bio_base_url,
             max_body_bytes=int(env.get("MAX_BODY_BYTES", cls.max_body_bytes)),
             pool_min=int(env.get("DB_POOL_MIN", cls.pool_min)),
             pool_max=int(env.get("DB_POOL_MAX", cls.pool_max)),

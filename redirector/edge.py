@@ -20,7 +20,7 @@ from redirector.local_cache import MISSING, LocalCache
 from redirector.metrics import Metrics
 from redirector.pubsub import Subscriber
 from redirector.resp.client import Store
-from redirector.settings import Settings
+from redirector.settings import Settings, bio_host
 from redirector.ua import UA_MAX, Agent, parse_agent
 from redirector.visitor import VisitorHasher
 
@@ -157,14 +157,13 @@ class Edge:
 def bio_hosts(bio_base_url: str, public_base_url: str) -> tuple[bytes, bytes] | None:
     """``(netloc, hostname-on-any-port)`` on which ``/{handle}`` is a bio page rather than a short code.
 
-    Without an explicit port the bio host matches on any port, unless the short-link host has the
-    same name (then only the exact netloc does). When both URLs share a netloc, only ``/@{handle}``
-    serves pages, so short codes keep working.
+    Which host that is comes from :func:`redirector.settings.bio_host`, the rule the API builds
+    page URLs by. Without an explicit port the bio host matches on any port, unless the short-link
+    host has the same name (then only the exact netloc does).
     """
-    if not bio_base_url:
+    netloc = bio_host(bio_base_url, public_base_url)
+    if not netloc:
         return None
     bio, public = urlsplit(bio_base_url), urlsplit(public_base_url)
-    if not bio.hostname or bio.netloc.lower() == public.netloc.lower():
-        return None
     any_port = bio.hostname if bio.port is None and bio.hostname != public.hostname else ""
-    return bio.netloc.lower().encode("idna"), any_port.encode("idna")
+    return netloc.encode("idna"), (any_port or "").encode("idna")

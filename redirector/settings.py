@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from redirector.events import DEFAULT_SHARDS
 from redirector.keys import KEY_PREFIX
@@ -13,6 +14,43 @@ from redirector.redis_url import DEFAULT_REDIS_URL
 
 def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in value.split(",") if v.strip())
+
+
+def base_url(name: str, value: str) -> str:
+    """``value`` as a base URL: http(s), a host, no path, query or fragment; else a ValueError
+    naming the variable. A trailing slash is dropped; empty stays empty."""
+    value = value.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment:
+        raise ValueError(
+            f"{name} must be an http(s) URL with a host and nothing after it, like https://sho.rt: {value!r}"
+        )
+    return value
+
+
+def bio_host(bio_base_url: str, public_base_url: str) -> str:
+    """The netloc on which ``/{handle}`` is a bio page, or "" when pages live only at ``/@{handle}``.
+
+    A bio host of its own serves ``/{handle}``. When ``BIO_BASE_URL`` is unset, or names the
+    short-link host itself, ``/{handle}`` stays a short code (a handle and a code could be the
+    same word), so pages are ``PUBLIC_BASE_URL/@{handle}``. The edge routes by this and the API
+    builds every page URL by it, so a page's URL can never lead to someone's short link.
+    """
+    if not bio_base_url:
+        return ""
+    bio, public = urlsplit(bio_base_url), urlsplit(public_base_url)
+    if not bio.hostname or bio.netloc.lower() == public.netloc.lower():
+        return ""
+    return bio.netloc.lower()
+
+
+def bio_page_url(bio_base_url: str, public_base_url: str, handle: str) -> str:
+    """The public URL of the bio page ``handle`` (see :func:`bio_host`)."""
+    if bio_host(bio_base_url, public_base_url):
+        return f"{bio_base_url}/{handle}"
+    return f"{public_base_url}/@{handle}"
 
 
 def _bool(value: str) -> bool:
@@ -45,8 +83,8 @@ class Settings:
         return cls(
             redis_url=env.get("REDIS_URL", cls.redis_url),
             key_prefix=env.get("KEY_PREFIX", KEY_PREFIX),
-            public_base_url=env.get("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/"),
-            bio_base_url=env.get("BIO_BASE_URL", "").rstrip("/"),
+            public_base_url=base_url("PUBLIC_BASE_URL", env.get("PUBLIC_BASE_URL", cls.public_base_url)),
+            bio_base_url=base_url("BIO_BASE_URL", env.get("BIO_BASE_URL", "")),
             trusted_proxies=_networks(env.get("TRUSTED_PROXIES", "")),
             country_header=env.get("COUNTRY_HEADER", "").strip().lower(),
             geoip_db=env.get("GEOIP_DB", ""),

@@ -30,6 +30,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
+        serving = ServingConfig.from_env(env)  # checks the base URLs
         return cls(
             database_url=env.get("DATABASE_URL", cls.database_url),
             redis_url=env.get("REDIS_URL", cls.redis_url),
@@ -42,8 +43,8 @@ class Settings:
             heal_interval=float(env.get("CACHE_HEAL_INTERVAL", cls.heal_interval)),
             repair_interval=float(env.get("CACHE_REPAIR_INTERVAL", cls.repair_interval)),
             pg_pool_size=int(env.get("WORKER_DB_POOL", cls.pg_pool_size)),
-            public_base_url=env.get("PUBLIC_BASE_URL", DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
-            bio_base_url=env.get("BIO_BASE_URL", "").rstrip("/"),
+            public_base_url=serving.public_base_url,
+            bio_base_url=serving.bio_base_url,
         )
 
     @property

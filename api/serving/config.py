@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from redirector.keys import KEY_PREFIX
+from redirector.settings import base_url, bio_page_url
 
 DEFAULT_PUBLIC_BASE_URL = "http://localhost:8080"
 
@@ -24,15 +25,13 @@ class ServingConfig:
     def from_env(cls, env: Mapping[str, str]) -> ServingConfig:
         return cls(
             key_prefix=env.get("KEY_PREFIX", KEY_PREFIX),
-            public_base_url=env.get("PUBLIC_BASE_URL", DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
-            bio_base_url=env.get("BIO_BASE_URL", "").rstrip("/"),
+            public_base_url=base_url("PUBLIC_BASE_URL", env.get("PUBLIC_BASE_URL", DEFAULT_PUBLIC_BASE_URL)),
+            bio_base_url=base_url("BIO_BASE_URL", env.get("BIO_BASE_URL", "")),
         )
 
     def short_url(self, code: str) -> str:
         return f"{self.public_base_url}/{code}"
 
     def bio_url(self, handle: str) -> str:
-        """Public URL of a bio page: the bio host when configured, else /@handle on the edge."""
-        if self.bio_base_url:
-            return f"{self.bio_base_url}/{handle}"
-        return f"{self.public_base_url}/@{handle}"
+        """Public URL of a bio page: ``/{handle}`` on a bio host of its own, else ``/@{handle}``."""
+        return bio_page_url(self.bio_base_url, self.public_base_url, handle)

@@ -222,3 +222,45 @@ def test_rate_limits_hold_in_process_while_redis_is_down(env, make_key) -> None:
     # refused. The first may straddle a minute boundary, so allow the count to restart once.
     assert statuses[0] == 200 and 429 in statuses
     assert statuses.count(200) in range(60, 66) and statuses.index(429) >= 60
+
+
+def test_on_a_shared_host_page_urls_are_the_at_form_and_a_short_link_cannot_take_them(env, make_key) -> None:
+    """BIO_BASE_URL equal to PUBLIC_BASE_URL: pages live at /@handle there, and every URL the API
+    gives out for a page says so, so another team's short link /{handle} never stands in for it."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from redirector.app import create_app as create_edge
+    from redirector.settings import Settings as EdgeSettings
+
+    shared = {**env, "PUBLIC_BASE_URL": "http://sho.rt", "BIO_BASE_URL": "http://sho.rt/", "LOCAL_CACHE": "0"}
+    owner, other = make_key("owner"), make_key("other")
+    with (
+        TestClient(create_app(Settings.from_env(shared))) as client,
+        TestClient(
+            create_edge(EdgeSettings.from_env(shared)), base_url="http://sho.rt", follow_redirects=False
+        ) as edge,
+    ):
+        page = client.post(API + "/bio-pages", json={"handle": "acme"}, headers=owner.headers).json()["data"]
+        client.patch(f"{API}/bio-pages/{page['id']}", json={"is_published": True}, headers=owner.headers)
+        shown = client.get(f"{API}/bio-pages/{page['id']}", headers=owner.headers).json()["data"]
+        legacy = client.get(f"{API}/bio/pages/{page['id']}", headers=owner.headers).json()["data"]
+        taken = {"url": "https://phish.example/", "custom_slug": "acme"}
+        assert client.post(API + "/links", json=taken, headers=other.headers).status_code == 201
+        assert shown["html_url"] == legacy["html_url"] == "http://sho.rt/@acme"
+        served = edge.get("/@acme")
+        assert served.status_code == 200 and 'rel="canonical" href="http://sho.rt/@acme"' in served.text
+        assert edge.get("/acme").headers["location"] == "https://phish.example/"  # a short link, not the page
+
+
+@pytest.mark.parametrize("variable", ["PUBLIC_BASE_URL", "BIO_BASE_URL"])
+@pytest.mark.parametrize("value", ["https://sho.rt/pages", "ftp://sho.rt", "sho.rt", "https://sho.rt?x=1"])
+def test_base_urls_the_edge_cannot_serve_are_refused_at_start_up(env, variable, value) -> None:
+    from api.settings import Settings
+    from redirector.settings import Settings as EdgeSettings
+    from workers.settings import Settings as WorkerSettings
+
+    for settings in (Settings, EdgeSettings, WorkerSettings):
+        with pytest.raises(ValueError, match=variable):
+            settings.from_env({**env, variable: value})
