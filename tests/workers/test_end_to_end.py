@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections import Counter
 
@@ -28,7 +29,9 @@ async def test_redirects_through_the_edge_are_counted_exactly(
     countries: Counter[tuple[str, str]] = Counter()
     devices: Counter[tuple[str, str]] = Counter()
     n = 3000
-    with edge_client(settings_for(env, country_header="cf-ipcountry")) as client:
+    # The country header comes through a trusted proxy (from anyone else it is not believed).
+    proxy = {"country_header": "cf-ipcountry", "trusted_proxies": (ipaddress.ip_network("10.0.0.1/32"),)}
+    with edge_client(settings_for(env, **proxy), client=("10.0.0.1", 1)) as client:
         for _ in range(n):
             link = rng.choice(list(world.codes))
             ua = rng.choice([IPHONE, WINDOWS, ANDROID, GOOGLEBOT, CURL])
