@@ -22,6 +22,8 @@ from redirector.views import HTML, NO_STORE, PLAIN_CSP, password_form
 from redirector.visitor import SPLIT_COOKIE_MAX_AGE, bucket_of, read_bucket, split_cookie_name
 
 PRIVATE = b"private, max-age=0"
+UNCOUNTED_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", NO_STORE))
+UNCOUNTED_BODY = b"This link opens in a browser.\n"
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 PASSWORD_ATTEMPTS = 10  # wrong or right, per client address and link per minute
 PASSWORD_CEILING = 100  # per link per minute, from all addresses together
@@ -76,15 +78,22 @@ async def redirect_link(
 ) -> None:
     """Answer for one link record: 404/410, or the redirect (counting it when ``counted``).
 
-    ``counted`` is false for HEAD and prefetches; bots are redirected and counted with ``bot=1``.
+    ``counted`` is false for HEAD and prefetches; bots are redirected and counted with ``bot=1``,
+    except on links with ``max_clicks``: there only a counted human click gets the ``Location``.
     ``status`` overrides the record's (303 after a password POST).
     """
     if record is None or not record.enabled:
         return await hit.fail(404)
     if record.expires_at is not None and record.expires_at <= hit.now:
         return await hit.fail(410)
-    if record.max_clicks is not None and await over_limit(hit, record, counted and not hit.agent.bot):
-        return await hit.fail(410, "This link has reached its click limit.")
+    if record.max_clicks is not None:
+        counts = counted and not hit.agent.bot
+        if await over_limit(hit, record, counts):
+            return await hit.fail(410, "This link has reached its click limit.")
+        if not counts:
+            # A capped destination goes only to requests that use up a click: HEAD, prefetches
+            # and bots would otherwise read it for free, as often as they like.
+            return await hit.respond(200, UNCOUNTED_HEADERS, UNCOUNTED_BODY)
     headers = [(b"cache-control", PRIVATE)]
     url = record.url
     if record.rules:

@@ -77,12 +77,35 @@ def test_max_clicks_then_410_and_head_does_not_count(env, key_prefix):
     r = redis_client(env)
     record = put_link(r, key_prefix, "few", max_clicks=2)
     with edge_client(settings_for(env)) as client:
-        assert client.head("/few", headers=BROWSER).status_code == 302
+        head = client.head("/few", headers=BROWSER)
+        assert head.status_code == 200 and "location" not in head.headers  # uncounted: no destination
         assert client.get("/few", headers=BROWSER).status_code == 302
         assert client.get("/few", headers=BROWSER).status_code == 302
         assert client.get("/few", headers=BROWSER).status_code == 410
         assert client.head("/few", headers=BROWSER).status_code == 410
     assert int(r.get(clicks_key(key_prefix, record.id)) or 0) == 3
+
+
+def test_a_capped_link_gives_its_destination_only_to_counted_clicks(env, key_prefix):
+    r = redis_client(env)
+    put_link(r, key_prefix, "once", "https://example.com/secret-offer", max_clicks=1)
+    uncounted = [
+        ("HEAD", BROWSER),
+        ("GET", {**BROWSER, "sec-purpose": "prefetch"}),
+        ("GET", {"user-agent": GOOGLEBOT}),
+        ("GET", {"user-agent": CURL}),
+    ]
+    with edge_client(settings_for(env)) as client:
+        for _ in range(3):
+            for method, headers in uncounted:
+                response = client.request(method, "/once", headers=headers)
+                assert response.status_code == 200 and "location" not in response.headers, (method, headers)
+                assert "secret-offer" not in response.text
+        first = client.get("/once", headers=BROWSER)
+        assert first.status_code == 302 and first.headers["location"] == "https://example.com/secret-offer"
+        assert client.get("/once", headers=BROWSER).status_code == 410
+        for method, headers in uncounted:
+            assert client.request(method, "/once", headers=headers).status_code == 410
 
 
 def test_head_redirects_without_counting(env, key_prefix):
