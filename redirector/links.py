@@ -30,11 +30,12 @@ PASSWORD_CEILING = 100  # per link per minute, from all addresses together
 
 
 def location(url: str) -> bytes:
-    """A Location header value; non-ASCII destinations (IRIs) are percent-encoded."""
-    try:
+    """A Location header value; non-ASCII destinations (IRIs) are percent-encoded, and so are
+    control characters, which the API refuses but an old or hand-written record could still hold
+    (sent raw, they are an invalid header and the connection would be dropped)."""
+    if url.isascii() and url.isprintable():
         return url.encode("ascii")
-    except UnicodeEncodeError:
-        return quote(url, safe=_URL_SAFE).encode("ascii")
+    return quote(url, safe=_URL_SAFE).encode("ascii")
 
 
 def merge_query(url: str, query_string: str) -> str:

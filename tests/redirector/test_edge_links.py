@@ -236,3 +236,13 @@ def test_non_ascii_destination_is_percent_encoded(env, key_prefix):
     put_link(r, key_prefix, "uni", "https://example.com/café?q=ü")
     with edge_client(settings_for(env)) as client:
         assert client.get("/uni").headers["location"] == "https://example.com/caf%C3%A9?q=%C3%BC"
+
+
+@pytest.mark.parametrize("char", ["\x0b", "\x01", "\x0c", "\x1b", "\x7f", "\n"])
+def test_a_record_with_a_control_character_still_gets_a_clean_redirect(env, key_prefix, char):
+    r = redis_client(env)
+    put_link(r, key_prefix, "ctl", f"https://example.com/a{char}b")  # written past the API's checks
+    with edge_client(settings_for(env)) as client:
+        response = client.get("/ctl", headers=BROWSER)
+    assert response.status_code == 302
+    assert response.headers["location"] == f"https://example.com/a%{ord(char):02X}b"
