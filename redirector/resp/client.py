@@ -240,9 +240,11 @@ async def open_connection(
             setup.append(protocol.send(pack("SELECT", address.db)))
         setup.append(protocol.send(pack("CLIENT", "SETNAME", name)))
         results = await asyncio.gather(*setup, return_exceptions=True)
-        for result in results[:-1]:  # SETNAME may be refused by proxies; AUTH and SELECT may not
+        for i, result in enumerate(results):
             if isinstance(result, BaseException):
-                raise result
+                if i == len(results) - 1 and isinstance(result, RespError):
+                    continue  # an error reply to SETNAME: some proxies refuse it, which is fine
+                raise result  # AUTH or SELECT refused, or the connection closed during the handshake
 
     try:
         await asyncio.wait_for(connect(), timeout)
@@ -308,9 +310,10 @@ class RespClient:
         while not self._closed:
             await asyncio.sleep(self._delay(attempt))
             try:
-                self._protocol = await open_connection(
-                    self.address, timeout=self.timeout, name=self.name, on_lost=self._lost
-                )
+                protocol = await open_connection(self.address, timeout=self.timeout, name=self.name, on_lost=self._lost)
+                if protocol.closed:  # closed between the handshake and now: its loss was nobody's to see
+                    raise RespConnectionError("connection closed right after the handshake")
+                self._protocol = protocol
             except (RespConnectionError, RespError) as e:
                 self.errors += 1
                 if not done.done():
@@ -366,7 +369,10 @@ class RespClient:
             raise RespConnectionError("client closed")
         connecting = self._connecting
         if connecting is None or connecting.done():
-            # A failed attempt: fail fast while the background loop backs off.
+            # No connection and no attempt waiting: make sure one is being made (a no-op while the
+            # background loop backs off), and fail fast meanwhile. Whatever lost the connection,
+            # the client never stays without one.
+            self._reconnect()
             raise RespConnectionError("Redis is unreachable")
         await asyncio.shield(connecting)
         if self._protocol is None or self._protocol.closed:

@@ -1,0 +1,95 @@
+"""The RESP client never stays without a connection: not even when Redis closes a new connection
+in the middle of its handshake (what a restarting Redis does), which used to wedge it for good."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redirector.resp.client import RespClient
+from tests.support import free_port
+
+REDIS = ("127.0.0.1", 6379)
+
+
+class HandshakeCloser:
+    """A loopback stand-in for Redis: the first ``drops`` connections are closed as soon as the
+    client's handshake arrives; later ones are piped to the real Redis."""
+
+    def __init__(self, drops: int) -> None:
+        self.drops = drops
+        self.accepted = 0
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> HandshakeCloser:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.transport.abort()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.server.wait_closed()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        self.writers.append(writer)
+        self.accepted += 1
+        if self.accepted <= self.drops:
+            await reader.read(1)  # the handshake (CLIENT SETNAME) has started to arrive
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection(*REDIS)
+        self.writers.append(up_writer)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def ping_within(client: RespClient, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if await client.execute("PING") == b"PONG":
+                return True
+        except (ConnectionError, OSError):
+            pass
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_a_connection_closed_during_the_handshake_is_retried() -> None:
+    async with HandshakeCloser(drops=1) as redis:
+        client = RespClient(f"redis://127.0.0.1:{redis.port}/0", timeout=0.5)
+        try:
+            await client.start()
+            assert await ping_within(client, 5.0), "the client never reconnected"
+            assert redis.accepted >= 2
+        finally:
+            await client.aclose()
+
+
+async def test_the_client_recovers_after_several_handshakes_in_a_row_fail() -> None:
+    async with HandshakeCloser(drops=4) as redis:
+        client = RespClient(f"redis://127.0.0.1:{redis.port}/0", timeout=0.5)
+        try:
+            await client.start()
+            assert await ping_within(client, 10.0), "the client never reconnected"
+        finally:
+            await client.aclose()
