@@ -20,6 +20,7 @@ from api.envelope import BodyLimitMiddleware, RequestIdMiddleware
 from api.errors import install_handlers
 from api.limiter import LocalLimiter
 from api.links import routes as link_routes
+from api.openapi import install as install_openapi
 from api.settings import Settings
 from api.state import ApiRequest, State
 from api.stats import routes as stats_routes
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(link_routes.router, prefix=API_PREFIX)
     app.include_router(stats_routes.router, prefix=API_PREFIX)
     app.include_router(bio_routes.router, prefix=API_PREFIX)
+    install_openapi(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

@@ -37,7 +37,8 @@ def rfc3339(value: datetime | None) -> str | None:
     """RFC 3339 UTC with a Z, seconds precision: ``2026-03-21T10:00:00Z``."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = value.astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"  # %Y is not zero-padded before the year 1000
 
 
 def request_id(request: Request[Any]) -> str:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -93,6 +94,30 @@ def _validation_details(exc: RequestValidationError) -> tuple[list[Detail], bool
     return details, malformed
 
 
+def allowed_methods(request: Request, fallback: str = "") -> str:
+    """The ``Allow`` header of a 405: every method the OpenAPI document gives the request's path.
+
+    Starlette names only the route that matched first, and FastAPI makes one route per method, so
+    ``/links`` would say ``Allow: POST`` though it serves GET too. Of the documented paths that match,
+    the one with the fewest parameters wins (``/links/bulk`` over ``/links/{link_id}``), as routing
+    picks it. A path the document leaves out (``/healthz``) keeps Starlette's answer, ``fallback``.
+    """
+    path = request.url.path
+    best: tuple[int, list[str]] | None = None
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = "".join(
+            "[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]*\})", template)
+        )
+        if re.fullmatch(pattern, path):
+            params = template.count("{")
+            if best is None or params < best[0]:
+                best = (params, sorted(m.upper() for m in item if m in _METHODS))
+    return ", ".join(best[1]) if best else fallback
+
+
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
 def install_handlers(app: FastAPI, *, authenticate_first: Callable[[Any], Awaitable[object]] | None = None) -> None:
     """The error envelope for every failure. ``authenticate_first`` checks the key of a request whose
     body is not JSON, so a caller without a valid key learns 401, not how its body was parsed."""
@@ -118,11 +143,12 @@ def install_handlers(app: FastAPI, *, authenticate_first: Callable[[Any], Awaita
         assert isinstance(exc, HTTPException)
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "payload_too_large"}
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        headers = dict(exc.headers or {})
         if exc.status_code == 404:
             message = "No such endpoint."
-        return error_response(
-            request, exc.status_code, codes.get(exc.status_code, "error"), message, [], dict(exc.headers or {})
-        )
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
+        return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), message, [], headers)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

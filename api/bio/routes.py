@@ -19,12 +19,13 @@ from api.bio import queries, service, shapes
 from api.bio import stats as bio_stats
 from api.bio.schemas import BioPageCreate, BioPageUpdate, PageDataCreate, PageDataUpdate
 from api.envelope import ok
-from api.pagination import PageParams, page_params, paginate
-from api.params import Search, SearchText
+from api.fields import strict_json
+from api.openapi import BODY_ERRORS, error_responses
+from api.pagination import INT_CURSOR, PageParams, PerPage, cursor_param, page_params, paginate
+from api.params import Interval, Search, SearchText, Window
 from api.state import ApiRequest
-from api.stats.window import IntervalParam, WindowParams
 
-router = APIRouter(tags=["bio pages"])
+router = APIRouter(tags=["bio pages"], dependencies=[Depends(strict_json)])
 
 
 def bio(ability: str, *, plan: bool = True) -> Callable[[ApiRequest], Awaitable[Principal]]:
@@ -46,6 +47,17 @@ Writer = Annotated[Principal, Depends(bio("bio:write"))]
 Deleter = Annotated[Principal, Depends(bio("bio:write", plan=False))]  # a downgraded team may still clean up
 Analyst = Annotated[Principal, Depends(bio("bio:analytics:read"))]
 Paging = Annotated[PageParams, Depends(page_params)]
+
+_NOT_FOUND = "No such bio page in this team (or not a page id)"
+_PLAN = "The plan does not include bio pages, or its page limit is reached"
+
+
+def responses(*codes: int, ok: str | None = None, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """The statuses of a bio route: ``ok`` describes the success; 402 unless the route skips the plan check."""
+    out = error_responses(*codes, e402=_PLAN, e404=_NOT_FOUND)
+    if ok is not None:
+        out[status] = {"description": ok}
+    return out
 
 
 def ctx(request: ApiRequest) -> service.Ctx:
@@ -70,7 +82,7 @@ def _deleted(request: ApiRequest) -> Response:
 # --- blocks shape --------------------------------------------------------------------------------
 
 
-@router.get("/bio-pages", summary="List bio pages (newest first)")
+@router.get("/bio-pages", summary="List bio pages (newest first)", responses=responses(402, 422))
 async def list_bio_pages(request: ApiRequest, principal: Reader, paging: Paging, search: Search = None) -> Response:
     async with request.state["pg"].acquire() as conn:
         rows = await queries.list_pages(
@@ -86,14 +98,19 @@ async def list_bio_pages(request: ApiRequest, principal: Reader, paging: Paging,
     return ok(request, data, next_cursor=cursor)
 
 
-@router.post("/bio-pages", status_code=201, summary="Create a bio page (a draft)")
+@router.post(
+    "/bio-pages",
+    status_code=201,
+    summary="Create a bio page (a draft)",
+    responses=responses(402, *BODY_ERRORS, status=201),
+)
 async def create_bio_page(request: ApiRequest, principal: Writer, body: BioPageCreate) -> Response:
     page_id = await service.create_page(ctx(request), principal, shapes.change_from_blocks_shape(body))
     view = await _view(request, principal, str(page_id))
     return ok(request, shapes.bio_page_resource(view, request.state["settings"]), 201)
 
 
-@router.get("/bio-pages/search", summary="Search bio pages (at most 50 light rows)")
+@router.get("/bio-pages/search", summary="Search bio pages (at most 50 light rows)", responses=responses(402, 422))
 async def search_bio_pages(request: ApiRequest, principal: Reader, q: SearchText = "") -> Response:
     async with request.state["pg"].acquire() as conn:
         rows = await queries.search_pages(conn, principal.team_id, q.strip())
@@ -104,13 +121,17 @@ async def search_bio_pages(request: ApiRequest, principal: Reader, q: SearchText
     return ok(request, data)
 
 
-@router.get("/bio-pages/{page_id}", summary="Show a bio page with its blocks")
+@router.get("/bio-pages/{page_id}", summary="Show a bio page with its blocks", responses=responses(402, 404))
 async def show_bio_page(request: ApiRequest, principal: Reader, page_id: str) -> Response:
     view = await _view(request, principal, page_id)
     return ok(request, shapes.bio_page_resource(view, request.state["settings"]))
 
 
-@router.patch("/bio-pages/{page_id}", summary="Update a bio page; blocks replace the set")
+@router.patch(
+    "/bio-pages/{page_id}",
+    summary="Update a bio page; blocks replace the set",
+    responses=responses(402, 404, *BODY_ERRORS),
+)
 async def update_bio_page(request: ApiRequest, principal: Writer, page_id: str, body: BioPageUpdate) -> Response:
     pid = service.page_uuid(page_id)
     await service.update_page(ctx(request), principal, pid, shapes.change_from_blocks_shape(body))
@@ -118,14 +139,18 @@ async def update_bio_page(request: ApiRequest, principal: Writer, page_id: str, 
     return ok(request, shapes.bio_page_resource(view, request.state["settings"]))
 
 
-@router.delete("/bio-pages/{page_id}", summary="Delete a bio page (stops serving at once)")
+@router.delete("/bio-pages/{page_id}", summary="Delete a bio page (stops serving at once)", responses=responses(404))
 async def delete_bio_page(request: ApiRequest, principal: Deleter, page_id: str) -> Response:
     await service.delete_page(ctx(request), principal, service.page_uuid(page_id))
     return _deleted(request)
 
 
-@router.get("/bio-pages/{page_id}/stats/counters", summary="Views, visitors and clicks of a page")
-async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams) -> Response:
+@router.get(
+    "/bio-pages/{page_id}/stats/counters",
+    summary="Views, visitors and clicks of a page",
+    responses=responses(402, 404, 422),
+)
+async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: str, query: Window) -> Response:
     """Counters over the window (default: all the retained history), views in the last 7 days, all time."""
     view = await _view(request, principal, page_id)
     async with request.state["pg"].acquire() as conn:
@@ -133,9 +158,11 @@ async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: st
     return ok(request, data)
 
 
-@router.get("/bio-pages/{page_id}/stats/views", summary="Views and visitors over time")
+@router.get(
+    "/bio-pages/{page_id}/stats/views", summary="Views and visitors over time", responses=responses(402, 404, 422)
+)
 async def bio_page_views(
-    request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams, interval: IntervalParam = None
+    request: ApiRequest, principal: Analyst, page_id: str, query: Window, interval: Interval = None
 ) -> Response:
     """Views and visitors per bucket in `tz`; without `from`, 24 hours, 30 days or 12 weeks up to `to`."""
     view = await _view(request, principal, page_id)
@@ -144,9 +171,17 @@ async def bio_page_views(
     return ok(request, data)
 
 
-@router.get("/bio-pages/{page_id}/submissions", summary="Form submissions of a page (newest first)")
+@router.get(
+    "/bio-pages/{page_id}/submissions",
+    summary="Form submissions of a page (newest first)",
+    responses=responses(402, 404, 422),
+)
 async def bio_page_submissions(
-    request: ApiRequest, principal: Reader, page_id: str, per_page: int = 25, cursor: str | None = None
+    request: ApiRequest,
+    principal: Reader,
+    page_id: str,
+    per_page: PerPage = 25,
+    cursor: Annotated[str | None, cursor_param(INT_CURSOR)] = None,
 ) -> Response:
     view = await _view(request, principal, page_id)
     async with request.state["pg"].acquire() as conn:
@@ -161,13 +196,18 @@ def _page_data(request: ApiRequest, view: service.PageView) -> dict[str, Any]:
     return shapes.page_data_resource(view, request.state["settings"])
 
 
-@router.post("/bio/pages", status_code=201, summary="Create a page (page-data shape; a draft)")
+@router.post(
+    "/bio/pages",
+    status_code=201,
+    summary="Create a page (page-data shape; a draft)",
+    responses=responses(402, *BODY_ERRORS, status=201),
+)
 async def create_page(request: ApiRequest, principal: Writer, body: PageDataCreate) -> Response:
     page_id = await service.create_page(ctx(request), principal, shapes.change_from_page_data_shape(body))
     return ok(request, _page_data(request, await _view(request, principal, str(page_id))), 201)
 
 
-@router.get("/bio/pages", summary="List pages (page-data shape, newest first)")
+@router.get("/bio/pages", summary="List pages (page-data shape, newest first)", responses=responses(402, 422))
 async def list_pages(request: ApiRequest, principal: Reader, paging: Paging) -> Response:
     async with request.state["pg"].acquire() as conn:
         rows = await queries.list_pages(conn, principal.team_id, search=None, limit=paging.per_page + 1,
@@ -177,31 +217,33 @@ async def list_pages(request: ApiRequest, principal: Reader, paging: Paging) -> 
     return ok(request, [_page_data(request, v) for v in views], next_cursor=cursor)
 
 
-@router.get("/bio/pages/{page_id}", summary="Show a page (page-data shape)")
+@router.get("/bio/pages/{page_id}", summary="Show a page (page-data shape)", responses=responses(402, 404))
 async def show_page(request: ApiRequest, principal: Reader, page_id: str) -> Response:
     return ok(request, _page_data(request, await _view(request, principal, page_id)))
 
 
-@router.patch("/bio/pages/{page_id}", summary="Update a page (page-data shape)")
+@router.patch(
+    "/bio/pages/{page_id}", summary="Update a page (page-data shape)", responses=responses(402, 404, *BODY_ERRORS)
+)
 async def update_page(request: ApiRequest, principal: Writer, page_id: str, body: PageDataUpdate) -> Response:
     pid = service.page_uuid(page_id)
     await service.update_page(ctx(request), principal, pid, shapes.change_from_page_data_shape(body))
     return ok(request, _page_data(request, await _view(request, principal, page_id)))
 
 
-@router.delete("/bio/pages/{page_id}", summary="Delete a page (page-data shape)")
+@router.delete("/bio/pages/{page_id}", summary="Delete a page (page-data shape)", responses=responses(404))
 async def delete_page(request: ApiRequest, principal: Deleter, page_id: str) -> Response:
     await service.delete_page(ctx(request), principal, service.page_uuid(page_id))
     return _deleted(request)
 
 
-@router.post("/bio/pages/{page_id}/publish", summary="Publish a page")
+@router.post("/bio/pages/{page_id}/publish", summary="Publish a page", responses=responses(402, 404))
 async def publish_page(request: ApiRequest, principal: Writer, page_id: str) -> Response:
     await service.set_published(ctx(request), principal, service.page_uuid(page_id), True)
     return ok(request, _page_data(request, await _view(request, principal, page_id)))
 
 
-@router.post("/bio/pages/{page_id}/unpublish", summary="Unpublish a page")
+@router.post("/bio/pages/{page_id}/unpublish", summary="Unpublish a page", responses=responses(402, 404))
 async def unpublish_page(request: ApiRequest, principal: Writer, page_id: str) -> Response:
     await service.set_published(ctx(request), principal, service.page_uuid(page_id), False)
     return ok(request, _page_data(request, await _view(request, principal, page_id)))

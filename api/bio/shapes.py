@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from api.bio.schemas import BioPageCreate, BioPageUpdate, PageDataCreate, PageDataUpdate
+from api.bio.schemas import BioPageCreate, BioPageUpdate, BlockIn, PageDataCreate, PageDataUpdate
 from api.bio.service import Change, PageView
 from api.envelope import rfc3339
 from api.serving.themes import resolve
@@ -125,11 +125,12 @@ def change_from_blocks_shape(body: BioPageCreate | BioPageUpdate) -> Change:
         profile["theme"] = body.theme.tokens() if body.theme else {}
     if "seo" in given:
         profile["seo"] = body.seo.model_dump(exclude_none=True) if body.seo else {}
+    blocks: list[BlockIn] | None = None if body.blocks is None else [*body.blocks]
     return Change(
         profile=profile,
         handle=body.handle,
         handle_field="handle",
-        blocks=body.blocks,
+        blocks=blocks,
         is_published=body.is_published if isinstance(body, BioPageUpdate) else None,
     )
 

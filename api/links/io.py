@@ -58,7 +58,8 @@ async def import_links(
     """Create links from ``rows``; every failed row is reported with its number and one sentence.
 
     Typed values are expected as JSON gives them, but CSV text works too: ``"true"``, ``"302"``
-    and the like are read the way the API reads them in a JSON body.
+    and the like are converted here, although the API's JSON bodies take only real booleans and
+    numbers.
     """
     plan_name = await pool.fetchval("SELECT plan FROM teams WHERE id = $1", team_id)
     if plan_name is None:

@@ -8,21 +8,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from api.openapi import ErrorEnvelope, ListMeta, Meta, RateLimitMeta, error_responses
 
-class RateLimitMeta(BaseModel):
-    limit: int
-    remaining: int
-    reset: int = Field(description="Epoch seconds when the window resets.")
-    reset_at: datetime
-
-
-class Meta(BaseModel):
-    request_id: str = Field(examples=["req_8f3a2b1c4d5e6f70"])
-    rate_limit: RateLimitMeta | None = None
-
-
-class ListMeta(Meta):
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+__all__ = ["ErrorEnvelope", "ListMeta", "Meta", "RateLimitMeta", "errors"]
 
 
 class LinkOut(BaseModel):
@@ -83,33 +71,6 @@ class DeletedEnvelope(BaseModel):
     meta: Meta
 
 
-class ErrorDetail(BaseModel):
-    field: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    code: str = Field(examples=["validation_failed"])
-    message: str
-    details: list[ErrorDetail] | None = None
-
-
-class ErrorEnvelope(BaseModel):
-    error: ErrorBody
-    meta: Meta
-
-
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the error statuses a route can answer."""
-    text = {
-        400: "Malformed JSON",
-        401: "Missing, invalid or revoked API key",
-        402: "Plan limit reached",
-        403: "The key lacks the ability",
-        404: "No such link in this team",
-        409: "Slug already in use",
-        413: "Body larger than 1 MiB",
-        422: "Validation failed; details name the fields",
-        429: "Rate limited; see Retry-After",
-    }
-    return {code: {"model": ErrorEnvelope, "description": text[code]} for code in (401, 403, 429, *codes)}
+    """OpenAPI ``responses`` entries for the error statuses a link route can answer."""
+    return error_responses(*codes, e404="No such link in this team", e409="Slug already in use")

@@ -10,16 +10,18 @@ from starlette.responses import Response
 
 from api.auth import Principal, require
 from api.envelope import RateLimit, ok
+from api.fields import strict_json
 from api.links import service
 from api.links.objects import link_object
 from api.links.qr import DEFAULT_SIZE, MAX_SIZE, MEDIA_TYPES, MIN_SIZE, render_qr
 from api.links.responses import BulkEnvelope, DeletedEnvelope, LinkEnvelope, LinkListEnvelope, errors
 from api.links.schemas import BulkCreate, LinkCreate, LinkUpdate
+from api.openapi import BODY_ERRORS
 from api.pagination import PageParams, page_params
 from api.params import Labels, Search
 from api.state import ApiRequest
 
-router = APIRouter(prefix="/links", tags=["links"])
+router = APIRouter(prefix="/links", tags=["links"], dependencies=[Depends(strict_json)])
 
 Reader = Annotated[Principal, Depends(require("links:read"))]
 Writer = Annotated[Principal, Depends(require("links:write"))]
@@ -30,7 +32,7 @@ Page = Annotated[PageParams, Depends(page_params)]
     "",
     status_code=201,
     summary="Create a link",
-    responses={201: {"model": LinkEnvelope, "description": "The new link"}, **errors(400, 402, 409, 413, 422)},
+    responses={201: {"model": LinkEnvelope, "description": "The new link"}, **errors(402, 409, *BODY_ERRORS)},
 )
 async def create_link(body: LinkCreate, request: ApiRequest, principal: Writer) -> Response:
     """Create a short link to `url`, with a custom slug or a random 7-character code."""
@@ -45,7 +47,7 @@ async def create_link(body: LinkCreate, request: ApiRequest, principal: Writer) 
     summary="Create up to 100 links",
     responses={
         201: {"model": BulkEnvelope, "description": "Created links and per-item errors"},
-        **errors(400, 413, 422),
+        **errors(*BODY_ERRORS),
     },
 )
 async def bulk_create(body: BulkCreate, request: ApiRequest, principal: Writer) -> Response:
@@ -94,7 +96,7 @@ async def get_link(link_id: str, request: ApiRequest, principal: Reader) -> Resp
 @router.patch(
     "/{link_id}",
     summary="Update a link",
-    responses={200: {"model": LinkEnvelope, "description": "The updated link"}, **errors(400, 404, 409, 413, 422)},
+    responses={200: {"model": LinkEnvelope, "description": "The updated link"}, **errors(404, 409, *BODY_ERRORS)},
 )
 async def update_link(link_id: str, body: LinkUpdate, request: ApiRequest, principal: Writer) -> Response:
     """Only the fields present change; `null` clears `expires_at`, `password`, `max_clicks`, `title`,

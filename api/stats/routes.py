@@ -11,13 +11,15 @@ from starlette.responses import Response
 
 from api.auth import Principal, require
 from api.envelope import ok, rfc3339
+from api.fields import strict_json
 from api.links import service
 from api.links.responses import errors
+from api.params import Interval, Window
 from api.state import ApiRequest
 from api.stats import queries
-from api.stats.window import IntervalParam, WindowParams, parse_window
+from api.stats.window import parse_window
 
-router = APIRouter(prefix="/links", tags=["analytics"])
+router = APIRouter(prefix="/links", tags=["analytics"], dependencies=[Depends(strict_json)])
 
 Analyst = Annotated[Principal, Depends(require("links:analytics:read"))]
 
@@ -30,7 +32,7 @@ def rfc3339_local(moment: datetime, tz: ZoneInfo) -> str:
 
 @router.get("/{link_id}/stats", summary="Analytics of a link", responses=errors(404, 422))
 async def link_stats(
-    link_id: str, request: ApiRequest, principal: Analyst, query: WindowParams, interval: IntervalParam = None
+    link_id: str, request: ApiRequest, principal: Analyst, query: Window, interval: Interval = None
 ) -> Response:
     """Human clicks, distinct visitors and bots over the window, a time series bucketed in `tz`, and
     the top countries, devices, OSes, browsers and referrer hosts. Without `from`, the series has
