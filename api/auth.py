@@ -41,6 +41,7 @@ ABILITIES = (
     "bio:read",
     "bio:write",
     "bio:analytics:read",
+    "bio:submissions:read",  # form submissions hold visitors' emails: their own ability
 )
 KEY_SCHEME = "lk_"
 AUTH_FAILURES_PER_MINUTE = 30  # per client address

@@ -46,6 +46,7 @@ Reader = Annotated[Principal, Depends(bio("bio:read"))]
 Writer = Annotated[Principal, Depends(bio("bio:write"))]
 Deleter = Annotated[Principal, Depends(bio("bio:write", plan=False))]  # a downgraded team may still clean up
 Analyst = Annotated[Principal, Depends(bio("bio:analytics:read"))]
+SubmissionReader = Annotated[Principal, Depends(bio("bio:submissions:read"))]
 Paging = Annotated[PageParams, Depends(page_params)]
 
 _NOT_FOUND = "No such bio page in this team (or not a page id)"
@@ -178,7 +179,7 @@ async def bio_page_views(
 )
 async def bio_page_submissions(
     request: ApiRequest,
-    principal: Reader,
+    principal: SubmissionReader,
     page_id: str,
     per_page: PerPage = 25,
     cursor: Annotated[str | None, cursor_param(INT_CURSOR)] = None,

@@ -20,7 +20,7 @@ ROUTES = [
     ("DELETE", "/bio-pages/{id}", "bio:write", None),
     ("GET", "/bio-pages/{id}/stats/counters", "bio:analytics:read", None),
     ("GET", "/bio-pages/{id}/stats/views", "bio:analytics:read", None),
-    ("GET", "/bio-pages/{id}/submissions", "bio:read", None),
+    ("GET", "/bio-pages/{id}/submissions", "bio:submissions:read", None),
     ("GET", "/bio/pages", "bio:read", None),
     ("POST", "/bio/pages", "bio:write", {"title": "New"}),
     ("GET", "/bio/pages/{id}", "bio:read", None),
@@ -33,6 +33,8 @@ ALL_BUT = {
     "bio:read": "links:read,links:write,bio:write,bio:analytics:read",
     "bio:write": "links:read,bio:read,bio:analytics:read",
     "bio:analytics:read": "bio:read,bio:write,links:analytics:read",
+    # Submissions hold visitors' emails: reading pages, or even their analytics, is not enough.
+    "bio:submissions:read": "bio:read,bio:write,bio:analytics:read",
 }
 
 
