@@ -124,7 +124,11 @@ def test_a_dead_worker_is_replaced(supervisor):
     os.kill(victim, signal.SIGKILL)
 
     def replaced() -> bool:
-        return count_listeners(port) == 2 and len({get_pid(port) for _ in range(40)} - first) == 1
+        # A connection the kernel had queued on the killed worker's socket is reset: not yet.
+        try:
+            return count_listeners(port) == 2 and len({get_pid(port) for _ in range(40)} - first) == 1
+        except ConnectionError:
+            return False
 
     assert wait_for(replaced), "the killed worker was not replaced"
     assert not alive(victim)
