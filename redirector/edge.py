@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from redirector.cache import LinkRecord, PageRecord, RecordError, decode_page, decode_record
 from redirector.emitter import Emitter
 from redirector.geo import GeoIP, create_client_ip, create_trust
-from redirector.keys import link_key, page_key
+from redirector.keys import RESET, link_key, page_key
 from redirector.local_cache import MISSING, LocalCache
 from redirector.metrics import Metrics
 from redirector.pubsub import Subscriber
@@ -115,10 +115,10 @@ class Edge:
         return record
 
     def invalidate(self, payload: bytes) -> None:
-        """An invalidation message: the Redis key that changed, or ``*`` for everything."""
+        """An invalidation message: the Redis key that changed, or :data:`~redirector.keys.RESET`."""
         self.metrics.invalidations += 1
         key = payload.decode("utf-8", "replace")
-        if key == "*":
+        if key == RESET:
             self.reset()
             return
         self.links.invalidate(key)

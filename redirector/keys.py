@@ -37,8 +37,14 @@ def clicks_key(prefix: str, link_id: str) -> str:
 
 
 def invalidation_channel(prefix: str) -> str:
-    """Pub/sub channel on which every write announces the cache keys it changed."""
+    """Pub/sub channel on which every write announces the cache keys it changed (or :data:`RESET`)."""
     return f"{prefix}invalidate"
+
+
+# The message on the invalidation channel that means "forget everything": sent after a cache
+# rebuild, which writes records without announcing each one (an edge would otherwise keep
+# answering from what it remembered as missing).
+RESET = "*"
 
 
 def ready_key(prefix: str) -> str:

@@ -30,7 +30,7 @@ from api.serving.config import ServingConfig
 from api.serving.links import LINK_RECORD_COLUMNS, encode_link_row
 from kit.postgres import Conn
 from kit.redis import is_cluster
-from redirector.keys import clicks_key, invalidation_channel, link_key, page_key, ready_key, ready_marker_key
+from redirector.keys import RESET, clicks_key, invalidation_channel, link_key, page_key, ready_key, ready_marker_key
 
 log = logging.getLogger("linkedge.cache")
 
@@ -144,9 +144,19 @@ async def rebuild_all(
             await _sweep_links(conn, redis, settings)
             await _sweep_keys(redis, settings, page_key(prefix, ""), {key for key, _ in pages})
     await mark_ready(redis, settings)
+    # The records above were written without announcing each key: tell every edge to forget what
+    # it cached (misses included), so links are served again as soon as they are back.
+    await _announce(redis, invalidation_channel(settings.key_prefix), RESET)
     if progress:
         progress(total, total)
     return written
+
+
+async def _announce(redis: Redis, channel: str, message: str) -> None:
+    if is_cluster(redis):
+        await redis.execute_command("PUBLISH", channel, message)  # type: ignore[no-untyped-call]
+    else:
+        await redis.publish(channel, message)
 
 
 async def _write_batch(redis: Redis, batch: list[tuple[str, bytes | str]], only_missing: bool) -> int:

@@ -103,3 +103,39 @@ async def test_full_rebuild_drops_pages_that_no_longer_serve(ctx) -> None:
     await redis.set(page_key(settings.key_prefix, "ghost"), b"P1{}\n<p>old</p>")
     await cache_sync.rebuild_all(pool, redis, settings.serving)
     assert await redis.exists(page_key(settings.key_prefix, "ghost")) == 0
+
+
+async def test_a_rebuild_reaches_edges_that_remembered_a_miss(ctx, env) -> None:
+    """Redis lost a record and an edge cached the miss; the rebuild puts it back and tells every
+    edge to forget, so the link serves again within a second, not when the miss expires (5 s)."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from redirector.app import create_app as create_edge
+    from redirector.settings import Settings as EdgeSettings
+
+    settings, pool, redis, team = ctx
+    await add_link(pool, team, "lost", "https://example.com/back")
+    await cache_sync.rebuild_all(pool, redis, settings.serving)
+    edge_app = create_edge(EdgeSettings.from_env(env))  # in-process cache on, as in production
+    async with edge_app.router.lifespan_context(edge_app) as state:
+
+        async def with_state(scope, receive, send):  # what an ASGI server hands each request
+            await edge_app({**scope, "state": dict(state)}, receive, send)
+
+        transport = httpx.ASGITransport(app=with_state)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sho.rt") as edge:
+            assert (await edge.get("/lost")).status_code == 302
+            await redis.unlink(link_key(settings.key_prefix, "lost"))  # lost, unannounced (a flush)
+            await redis.publish(invalidation_channel(settings.key_prefix), link_key(settings.key_prefix, "lost"))
+            deadline = time.monotonic() + 1
+            while (await edge.get("/lost")).status_code != 404:  # the edge now remembers the miss
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            await cache_sync.rebuild_all(pool, redis, settings.serving, only_missing=True)
+            started = time.monotonic()
+            while (await edge.get("/lost")).status_code != 302:
+                assert time.monotonic() - started < 1.0, "the edge kept answering 404 after the rebuild"
+                await asyncio.sleep(0.02)
