@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -18,6 +20,38 @@ from starlette.responses import Response
 from api.envelope import error_response
 
 log = logging.getLogger("linkedge.api")
+
+# What a lost or unreachable PostgreSQL raises: the request gets a 503 with Retry-After, and the
+# log gets one line per outage rather than a traceback per request. Programming errors (other
+# InterfaceErrors, query errors) stay 500s.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, unreachable
+    TimeoutError,  # connect or pool acquire timed out
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,  # the server went away mid-query
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
+)
+RETRY_AFTER = "5"
+
+
+class OutageLog:
+    """Logs a dependency failure once per ``every`` seconds, with how many were not logged."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.last = -every
+        self.quiet = 0
+
+    def note(self, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            self.quiet += 1
+            return
+        more = f" ({self.quiet} more failed requests since the last line)" if self.quiet else ""
+        log.warning("%s unavailable, answering 503: %s%s", what, exc or type(exc).__name__, more)
+        self.last, self.quiet = now, 0
+
 
 Detail = dict[str, str]
 
@@ -150,6 +184,13 @@ def install_handlers(app: FastAPI, *, authenticate_first: Callable[[Any], Awaita
             headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
         return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), message, [], headers)
 
+    outages = OutageLog()
+
+    async def database_down(request: Request, exc: Exception) -> Response:
+        outages.note("PostgreSQL", exc)
+        message = "The database is unavailable right now; retry in a few seconds."
+        return error_response(request, 503, "service_unavailable", message, [], {"Retry-After": RETRY_AFTER})
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(request, 500, "internal_error", "Something went wrong on our side.", [])
@@ -157,4 +198,6 @@ def install_handlers(app: FastAPI, *, authenticate_first: Callable[[Any], Awaita
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, database_down)
     app.add_exception_handler(Exception, unexpected)

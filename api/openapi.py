@@ -59,6 +59,7 @@ ERROR_TEXT = {
     413: "Body larger than 1 MiB",
     422: "Validation failed; details name the fields",
     429: "Rate limited; see Retry-After",
+    503: "The database is unavailable; retry after Retry-After seconds",
 }
 RETRY_AFTER = {
     "Retry-After": {"description": "Seconds until the window resets.", "schema": {"type": "integer", "minimum": 1}}
@@ -68,13 +69,13 @@ RETRY_AFTER = {
 def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the error statuses a route can answer, in the error envelope.
 
-    Every route authenticates, so 401, 403 and 429 are always there. ``descriptions`` override the
-    default text by status (``e404="No such link in this team"``).
+    Every route authenticates (so 401, 403 and 429 are always there) and reads PostgreSQL (503).
+    ``descriptions`` override the default text by status (``e404="No such link in this team"``).
     """
     out: dict[int | str, dict[str, Any]] = {}
-    for code in sorted({401, 403, 429, *codes}):
+    for code in sorted({401, 403, 429, 503, *codes}):
         entry: dict[str, Any] = {"model": ErrorEnvelope, "description": descriptions.get(f"e{code}", ERROR_TEXT[code])}
-        if code == 429:
+        if code in (429, 503):
             entry["headers"] = RETRY_AFTER
         out[code] = entry
     return out

@@ -264,3 +264,35 @@ def test_base_urls_the_edge_cannot_serve_are_refused_at_start_up(env, variable, 
     for settings in (Settings, EdgeSettings, WorkerSettings):
         with pytest.raises(ValueError, match=variable):
             settings.from_env({**env, variable: value})
+
+
+def test_postgres_down_is_a_503_with_retry_after_and_one_log_line(env, make_key, caplog) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from tests.workers.proxy import Proxy
+
+    key = make_key()
+    parts = env["DATABASE_URL"].split("@", 1)
+    host_port, _, database = parts[1].partition("/")
+    host, _, port = host_port.partition(":")
+    proxy = Proxy(host, int(port or 5432))
+    proxy.start()
+    try:
+        settings = Settings.from_env({**env, "DATABASE_URL": f"{parts[0]}@{proxy.url_netloc}/{database}"})
+        with TestClient(create_app(settings)) as client:
+            assert client.get(API + "/links", headers=key.headers).status_code == 200
+            proxy.cut()
+            caplog.clear()
+            answers = [client.get(API + "/links", headers=key.headers) for _ in range(10)]
+            for r in answers:
+                assert r.status_code == 503, r.text
+                assert r.headers["Retry-After"] == "5"
+                assert r.json()["error"]["code"] == "service_unavailable"
+            errors = [rec for rec in caplog.records if rec.name == "linkedge.api"]
+            assert len(errors) == 1 and errors[0].levelname == "WARNING" and errors[0].exc_info is None
+            proxy.start()
+            assert client.get(API + "/links", headers=key.headers).status_code == 200  # back by itself
+    finally:
+        proxy.close()
