@@ -99,7 +99,7 @@ def window_params(
     return WindowQuery(start, end, tz)
 
 
-Window = Annotated[WindowQuery, Depends(window_params)]
+WindowParams = Annotated[WindowQuery, Depends(window_params)]
 Interval = Annotated[
     str | None,
     Query(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from redis.asyncio import Redis
@@ -25,6 +25,7 @@ from kit.redis import connect_redis
 from redirector.redis_url import redact
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+T = TypeVar("T")
 HINT = "set DATABASE_URL / REDIS_URL (`linkedge services start` prints them for the embedded servers)"
 
 
@@ -39,13 +40,18 @@ def unreachable(what: str, url: str, error: BaseException) -> CliError:
 _CONNECT_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, TimeoutError)
 
 
+async def _postgres(settings: Settings, opened: Awaitable[T]) -> T:
+    """``opened`` (a connection or a pool), or the one-line error naming the database URL."""
+    try:
+        return await opened
+    except _CONNECT_ERRORS as e:
+        raise unreachable("PostgreSQL", settings.database_url, e) from e
+
+
 @asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """One PostgreSQL connection for a command, closed however it ends."""
-    try:
-        conn = await asyncpg.connect(settings.database_url, timeout=10)
-    except _CONNECT_ERRORS as e:
-        raise unreachable("PostgreSQL", settings.database_url, e) from e
+    conn = await _postgres(settings, asyncpg.connect(settings.database_url, timeout=10))
     try:
         yield conn
     finally:
@@ -55,10 +61,7 @@ async def connect(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 @asynccontextmanager
 async def pool_only(settings: Settings, *, pool_size: int = 2) -> AsyncIterator[asyncpg.Pool]:
     """A small PostgreSQL pool for a command, closed however it ends."""
-    try:
-        pool = await create_pool(settings.database_url, min_size=1, max_size=pool_size, timeout=10)
-    except _CONNECT_ERRORS as e:
-        raise unreachable("PostgreSQL", settings.database_url, e) from e
+    pool = await _postgres(settings, create_pool(settings.database_url, min_size=1, max_size=pool_size, timeout=10))
     try:
         yield pool
     finally:

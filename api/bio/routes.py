@@ -22,7 +22,7 @@ from api.envelope import ok
 from api.fields import strict_json
 from api.openapi import BODY_ERRORS, error_responses
 from api.pagination import INT_CURSOR, PageParams, PerPage, cursor_param, page_params, paginate
-from api.params import Interval, Search, SearchText, Window
+from api.params import Interval, Search, SearchText, WindowParams
 from api.state import ApiRequest
 
 router = APIRouter(tags=["bio pages"], dependencies=[Depends(strict_json)])
@@ -151,7 +151,7 @@ async def delete_bio_page(request: ApiRequest, principal: Deleter, page_id: str)
     summary="Views, visitors and clicks of a page",
     responses=responses(402, 404, 422),
 )
-async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: str, query: Window) -> Response:
+async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams) -> Response:
     """Counters over the window (default: all the retained history), views in the last 7 days, all time."""
     view = await _view(request, principal, page_id)
     async with request.state["pg"].acquire() as conn:
@@ -163,7 +163,7 @@ async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: st
     "/bio-pages/{page_id}/stats/views", summary="Views and visitors over time", responses=responses(402, 404, 422)
 )
 async def bio_page_views(
-    request: ApiRequest, principal: Analyst, page_id: str, query: Window, interval: Interval = None
+    request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams, interval: Interval = None
 ) -> Response:
     """Views and visitors per bucket in `tz`; without `from`, 24 hours, 30 days or 12 weeks up to `to`."""
     view = await _view(request, principal, page_id)

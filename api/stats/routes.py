@@ -14,7 +14,7 @@ from api.envelope import ok, rfc3339
 from api.fields import strict_json
 from api.links import service
 from api.links.responses import errors
-from api.params import Interval, Window
+from api.params import Interval, WindowParams
 from api.state import ApiRequest
 from api.stats import queries
 from api.stats.window import parse_window
@@ -32,7 +32,7 @@ def rfc3339_local(moment: datetime, tz: ZoneInfo) -> str:
 
 @router.get("/{link_id}/stats", summary="Analytics of a link", responses=errors(404, 422))
 async def link_stats(
-    link_id: str, request: ApiRequest, principal: Analyst, query: Window, interval: Interval = None
+    link_id: str, request: ApiRequest, principal: Analyst, query: WindowParams, interval: Interval = None
 ) -> Response:
     """Human clicks, distinct visitors and bots over the window, a time series bucketed in `tz`, and
     the top countries, devices, OSes, browsers and referrer hosts. Without `from`, the series has

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from fastapi import Depends, Query
 
 from api.errors import ValidationFailed
 from api.plans import Plan
@@ -43,20 +40,6 @@ class WindowQuery:
     start: str | None = None
     end: str | None = None
     tz: str | None = None
-
-
-def window_query(
-    start: Annotated[
-        str | None, Query(alias="from", description="RFC 3339 timestamp or date (local midnight in `tz`).")
-    ] = None,
-    end: Annotated[str | None, Query(alias="to", description="RFC 3339 timestamp or date; default: now.")] = None,
-    tz: Annotated[str | None, Query(description="IANA time zone of dates and buckets; default UTC.")] = None,
-) -> WindowQuery:
-    return WindowQuery(start, end, tz)
-
-
-WindowParams = Annotated[WindowQuery, Depends(window_query)]
-IntervalParam = Annotated[str | None, Query(description="hour | day | week (weeks start on Monday); default day.")]
 
 
 def parse_tz(name: str | None) -> ZoneInfo:
