@@ -141,10 +141,14 @@ class ArqPool(ArqRedis):
         await old.disconnect()
 
 
-async def create_arq_pool(url: str, *, queue_name: str, job_namespace: str = "", retries: int = 5) -> ArqPool:
+async def create_arq_pool(
+    url: str, *, queue_name: str, job_namespace: str = "", retries: int = 5, socket_timeout: float | None = None
+) -> ArqPool:
     """arq's pool for ``url`` (the arq slot's master in a cluster), answering PING.
 
     Retries ``retries`` times a second apart, as ``arq.create_pool`` does, then raises.
+    ``socket_timeout`` (seconds) bounds the wait for each reply; None waits as long as the
+    connection lasts.
     """
     attempt = 0
     while True:
@@ -160,6 +164,7 @@ async def create_arq_pool(url: str, *, queue_name: str, job_namespace: str = "",
                 password=settings.password,
                 ssl=settings.ssl,
                 socket_connect_timeout=settings.conn_timeout,
+                socket_timeout=socket_timeout,
                 encoding="utf8",
                 default_queue_name=queue_name,
             )

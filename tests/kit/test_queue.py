@@ -6,6 +6,8 @@ and removes what it wrote.
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,6 +15,7 @@ import pytest
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix
 from redis.crc import key_slot
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kit.queue import ARQ_TAG, ArqPool, arq_job_id, arq_queue_name, create_arq_pool
 from tests.redirector.edge_support import free_port
@@ -73,3 +76,15 @@ async def test_the_pool_enqueues_under_tagged_namespaced_ids(pool: ArqPool) -> N
 async def test_create_arq_pool_raises_when_nothing_answers() -> None:
     with pytest.raises((RedisError, OSError)):
         await create_arq_pool(f"redis://127.0.0.1:{free_port()}/0", queue_name=arq_queue_name("t1:"), retries=0)
+
+
+async def test_socket_timeout_bounds_the_wait_for_a_server_that_never_answers() -> None:
+    # A listener that accepts (the kernel does, from its backlog) and never replies: a hung Redis.
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        url = f"redis://127.0.0.1:{hung.getsockname()[1]}/0"
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await create_arq_pool(url, queue_name=arq_queue_name("t1:"), retries=0, socket_timeout=0.3)
+        assert time.monotonic() - started < 3
