@@ -15,7 +15,8 @@ it is harmless (the next read starts after the watermark, and a stale reader's c
 refused). An entry whose edge batch id (field ``b``) was applied already, from any shard, is
 skipped: the edge retries an XADD whose reply was lost. Any failure (PostgreSQL down, Redis
 down, a bug) pauses the loop with a backoff and retries from PostgreSQL's watermark; events
-wait in Redis meanwhile.
+wait in Redis meanwhile. Both loops report to :class:`workers.health.Health` (``rollup`` and
+``rollup-manage``), which logs each outage once and tells ``/healthz`` whether they go round.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from redirector.events import BATCH_ID_FIELD, EVENT_FIELD
 from redirector.keys import event_stream_key
 from workers import lease
 from workers.aggregate import Aggregator, Batch
+from workers.health import Health
 from workers.metrics import Metrics
 from workers.queries import INITIAL_ID, apply_batch, load_watermarks, prune_batches, seen_batches
 from workers.settings import Settings
 
 log = logging.getLogger("linkedge.worker")
-_MAX_BACKOFF = 5.0
 _PRUNE_EVERY = 60.0  # seconds between prunes of old batch ids
 
 
@@ -63,11 +64,19 @@ class Read:
 class Rollup:
     """Owns some stream shards and applies their events to PostgreSQL."""
 
-    def __init__(self, settings: Settings, pg: asyncpg.Pool, redis: Redis, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pg: asyncpg.Pool,
+        redis: Redis,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+    ) -> None:
         self.settings = settings
         self.pg = pg
         self.redis = redis
         self.metrics = metrics or Metrics()
+        self.health = health or Health(self.metrics, settings.stall_after)
         self.token = secrets.token_hex(8)
         self.owned: set[int] = set()
         self.positions: dict[int, str] = {}  # last id applied, per held shard (from PostgreSQL)
@@ -178,7 +187,9 @@ class Rollup:
                     pipe.xtrim(self._stream(s), minid=next_id(mark), approximate=False)
                 await pipe.execute()
         except Exception as e:
-            log.warning("trim after commit failed (retried next step): %s", e)
+            # Once the roll-up loop is failing, its outage has been logged: say no more each retry.
+            quiet = self.health.loop("rollup").failing is not None
+            log.log(logging.DEBUG if quiet else logging.WARNING, "trim after commit failed (retried next step): %s", e)
 
     async def roll(self, stop: asyncio.Event, *, until_idle: bool = False) -> None:
         """Apply batches until ``stop`` is set (or, ``until_idle``, until nothing is left); never raises.
@@ -188,7 +199,8 @@ class Rollup:
         before it did; if that one fails, the read-ahead is dropped and reading restarts from
         PostgreSQL's watermarks.
         """
-        backoff = 0.1
+        loop = self.health.loop("rollup")
+        loop.start()
         idle = self.settings.rollup_idle_ms / 1000
         inflight: asyncio.Task[bool] | None = None
         ahead: dict[int, str] = {}  # where the next read starts: the end of the batch in flight
@@ -204,13 +216,14 @@ class Rollup:
                         ahead.clear()
                 if read is None:
                     ahead.clear()
+                    loop.ok()
                     if until_idle:
                         break
-                    await _wait(stop, idle)
+                    await loop.pause(idle, stop)
                     continue
                 ahead = dict(read.end)
                 inflight = asyncio.create_task(self.commit(read))
-            except Exception:
+            except Exception as e:
                 # PostgreSQL or Redis went away, or a bug: the events stay in Redis. Re-read the
                 # watermarks afterwards, since a commit interrupted mid-flight may or may not have landed.
                 if inflight is not None:
@@ -218,25 +231,29 @@ class Rollup:
                     inflight = None
                 ahead.clear()
                 self.metrics.errors.inc()
-                log.exception("roll-up step failed; retrying in %.1f s", backoff)
                 self.positions.clear()
-                await _wait(stop, backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
+                await loop.pause(loop.failed(e), stop)
                 continue
-            backoff = 0.1
+            loop.ok()
         if inflight is not None:
             await asyncio.gather(inflight, return_exceptions=True)
+        loop.finish()
 
     async def manage(self, stop: asyncio.Event) -> None:
         """Keep this worker's fair share of shard leases until ``stop`` is set; never raises."""
         interval = min(1.0, self.settings.lease_ms / 3000)
+        loop = self.health.loop("rollup-manage", first_pause=interval)
+        loop.start()
         pruned = time.monotonic()
         while not stop.is_set():
             try:
                 await self.balance()
                 await self.observe()
-            except Exception:
-                log.exception("shard lease upkeep failed")
+            except Exception as e:
+                pause = loop.failed(e)
+            else:
+                loop.ok()
+                pause = interval
             # One worker (shard 0's owner) forgets old batch ids now and then.
             if 0 in self.owned and time.monotonic() - pruned > _PRUNE_EVERY:
                 pruned = time.monotonic()
@@ -245,8 +262,9 @@ class Rollup:
                         await prune_batches(conn)
                 except Exception as e:
                     log.warning("pruning applied batch ids failed (retried later): %s", e)
-            await _wait(stop, interval)
+            await loop.pause(pause, stop)
         await self.release_all()
+        loop.finish()
 
     async def balance(self, *, greedy: bool = False) -> None:
         """Heartbeat, renew held leases, then take (or give back) shards to reach the fair share."""
@@ -316,10 +334,3 @@ class Rollup:
         finally:
             await self.release_all()
         return total
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

@@ -25,6 +25,9 @@ class Settings:
     heal_interval: float = 1.0  # seconds between checks that the serving cache is still there
     repair_interval: float = 5.0  # seconds between retries of failed cache writes
     pg_pool_size: int = 12
+    # /healthz fails once a loop is this many seconds overdue; above every timeout of a round.
+    stall_after: float = 120.0
+    redis_timeout: float = 10.0  # seconds a Redis command (or connect) may take before it fails
     public_base_url: str = DEFAULT_PUBLIC_BASE_URL  # the cache heal builds records with these
     bio_base_url: str = ""
 
@@ -43,6 +46,8 @@ class Settings:
             heal_interval=float(env.get("CACHE_HEAL_INTERVAL", cls.heal_interval)),
             repair_interval=float(env.get("CACHE_REPAIR_INTERVAL", cls.repair_interval)),
             pg_pool_size=int(env.get("WORKER_DB_POOL", cls.pg_pool_size)),
+            stall_after=float(env.get("WORKER_STALL_AFTER", cls.stall_after)),
+            redis_timeout=float(env.get("WORKER_REDIS_TIMEOUT", cls.redis_timeout)),
             public_base_url=serving.public_base_url,
             bio_base_url=serving.bio_base_url,
         )

@@ -28,6 +28,7 @@ from kit.queue import create_arq_pool
 from kit.redis import connect_redis
 from redirector.keys import purge_cron_name
 from workers.heal import heal_loop
+from workers.health import Health
 from workers.jobs import FUNCTIONS, purge_deleted_pages
 from workers.metrics import Metrics
 from workers.rollup import Rollup
@@ -45,17 +46,18 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     ctx["data_redis"] = data = connect_redis(settings.redis_url)
     ctx["metrics"] = metrics = Metrics()
+    ctx["health"] = health = Health(metrics, settings.stall_after)
     ctx["stop"] = stop = asyncio.Event()
     ctx["tasks"] = []
     if not ctx.get("background", True):
         return
-    metrics.serve(settings.metrics_port)
-    rollup = Rollup(settings, pg, data, metrics)
+    metrics.serve(settings.metrics_port, health.check)
+    rollup = Rollup(settings, pg, data, metrics, health)
     ctx["rollup"] = rollup
     ctx["tasks"] = [
         asyncio.create_task(rollup.manage(stop), name="rollup-manage"),
         asyncio.create_task(rollup.roll(stop), name="rollup"),
-        asyncio.create_task(heal_loop(settings, pg, data, metrics, stop), name="cache-heal"),
+        asyncio.create_task(heal_loop(settings, pg, data, metrics, stop, health), name="cache-heal"),
     ]
     log.info("roll-up started: %d shards, prefix %r", settings.event_shards, settings.key_prefix)
 
@@ -76,7 +78,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def rollup_drain(ctx: dict[str, Any]) -> int:
     """Job: apply every event waiting in the shards no other worker holds; returns entries consumed."""
-    rollup = Rollup(ctx["settings"], ctx["pg"], ctx["data_redis"], ctx["metrics"])
+    rollup = Rollup(ctx["settings"], ctx["pg"], ctx["data_redis"], ctx["metrics"], ctx["health"])
     return await rollup.drain()
 
 
