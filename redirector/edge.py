@@ -19,7 +19,7 @@ from redirector.keys import RESET, link_key, page_key
 from redirector.local_cache import MISSING, LocalCache
 from redirector.metrics import Metrics
 from redirector.pubsub import Subscriber
-from redirector.resp.client import Store
+from redirector.resp.client import REDIS_ERRORS, Store
 from redirector.settings import Settings, bio_host
 from redirector.ua import UA_MAX, Agent, parse_agent
 from redirector.visitor import VisitorHasher
@@ -93,7 +93,16 @@ class Edge:
     async def _fetch(self, cache: LocalCache[T], key: str, decode: Callable[[bytes], T]) -> T | None:
         """A local cache miss: GET from Redis, decode, and cache the record (or its absence)."""
         generation = cache.generation
-        data = await self.store.get(key)
+        try:
+            data = await self.store.get(key)
+        except REDIS_ERRORS:
+            stale = cache.stale(key)
+            if stale is None:
+                raise
+            # Cached before a resubscribe and not yet asked again: better stale than a 503.
+            self.metrics.redis_errors += 1
+            self.metrics.stale_served += 1
+            return None if stale is MISSING else stale  # type: ignore[return-value]
         record: T | None = None
         if data is not None:
             try:
@@ -125,9 +134,14 @@ class Edge:
         self.pages.invalidate(key)
 
     def reset(self) -> None:
-        """Forget every cached record (the subscription (re)started: messages may have been missed)."""
-        self.links.clear()
-        self.pages.clear()
+        """Every cached record may be stale (the subscription (re)started, or a rebuild said so).
+
+        Each is asked of Redis again before it is served; the old one is served, and counted,
+        only while Redis cannot answer. The subscriber is often back before the data connection
+        after an outage, and emptying the cache then turned working links into 503s.
+        """
+        self.links.demote()
+        self.pages.demote()
 
     def is_bio_host(self, host: bytes) -> bool:
         if self.bio_hosts is None:
@@ -148,6 +162,10 @@ class Edge:
         m.counters["linkedge_edge_local_cache_misses_total"] = ("Local cache misses.", lambda: self.links.misses)
         m.counters["linkedge_edge_page_cache_hits_total"] = ("Local page cache hits.", lambda: self.pages.hits)
         m.counters["linkedge_edge_page_cache_misses_total"] = ("Local page cache misses.", lambda: self.pages.misses)
+        m.counters["linkedge_edge_stale_served_total"] = (
+            "Records served from the cache of before a resubscribe because Redis could not be asked.",
+            lambda: self.metrics.stale_served,
+        )
         m.counters["linkedge_edge_redis_client_errors_total"] = (
             "Redis connection failures and timeouts.",
             lambda: float(getattr(self.store, "errors", 0)),

@@ -24,6 +24,7 @@ class Metrics:
         self.redis_errors = 0
         self.record_errors = 0
         self.invalidations = 0
+        self.stale_served = 0
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self.counters: dict[str, tuple[str, Callable[[], float]]] = {}
 

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -131,10 +132,17 @@ def read_events(r: redis.Redis, prefix: str, shards: int = 8) -> list[Event]:
 
 
 @contextmanager
-def private_redis(*args: str, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A throwaway redis-server of this test's own on loopback (so it may be stopped or flushed)."""
+def private_redis(
+    *args: str, port: int | None = None, data_dir: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A throwaway redis-server of this test's own on loopback (so it may be stopped or flushed).
+
+    With ``data_dir`` it keeps its RDB there: a ``SAVE`` before it stops is loaded by the next
+    server started on the same folder (a restart that keeps the data).
+    """
     port = port or free_port()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(data_dir) if data_dir is not None else scratch
         proc = subprocess.Popen(
             [
                 "redis-server",
@@ -159,6 +167,88 @@ def private_redis(*args: str, port: int | None = None) -> Iterator[tuple[str, su
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+class TcpGate:
+    """A loopback TCP forwarder to ``127.0.0.1:target`` that can be shut and opened again.
+
+    Shut, it cuts every connection it carries and refuses new ones (nothing listens on its port),
+    as a Redis that is down would. One client's way to Redis can so stay down while Redis answers
+    everyone else: the order in which an edge's connections come back becomes the test's choice.
+    """
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+
+    def __enter__(self) -> TcpGate:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shut()
+
+    def open(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.05)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), name="tcp-gate", daemon=True).start()
+
+    def shut(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, set()
+        if listener is not None:
+            listener.close()
+        for conn in conns:
+            _close(conn)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+            except OSError:
+                _close(client)
+                continue
+            client.settimeout(None)
+            upstream.settimeout(None)
+            with self._lock:
+                if self._listener is not listener:  # shut meanwhile
+                    _close(client)
+                    _close(upstream)
+                    return
+                self._conns |= {client, upstream}
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        _close(src)
+        _close(dst)
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

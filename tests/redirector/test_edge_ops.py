@@ -127,7 +127,7 @@ def test_invalidation_drops_cached_records(env, key_prefix):
         assert wait_until(lambda: client.get("/later").status_code == 302)
 
 
-def test_resubscribe_clears_the_local_cache(env, key_prefix):
+def test_resubscribe_revalidates_the_local_cache(env, key_prefix):
     r = redis_client(env)
     put_link(r, key_prefix, "re", "https://example.com/before")
     with edge_client(settings_for(env)) as client:
@@ -138,7 +138,7 @@ def test_resubscribe_clears_the_local_cache(env, key_prefix):
         # Changed silently (as if the message were lost while the subscription was down) ...
         r.set(link_key(key_prefix, "re"), r.get(link_key(key_prefix, "re")).replace(b"/before", b"/after"))
         assert client.get("/re").headers["location"] == "https://example.com/before"
-        # ... then the subscriber's connection dies: on resubscribing the edge forgets everything.
+        # ... then the subscriber's connection dies: on resubscribing the edge asks Redis again.
         port = subscriber._protocol._transport.get_extra_info("sockname")[1]
         [conn] = [c for c in r.client_list() if c["addr"].endswith(f":{port}") and c["addr"].startswith("127.")]
         r.client_kill_filter(_id=conn["id"])

@@ -177,6 +177,34 @@ def test_local_cache_lru_ttl_negative_and_generation(monkeypatch):
     assert off.get("a") is None
 
 
+def test_local_cache_demoted_entries_are_only_a_fallback(monkeypatch):
+    cache: LocalCache[str] = LocalCache(size=10, ttl=10, negative_ttl=1)
+    g = cache.generation
+    for key in ("a", "b", "c"):
+        cache.put(key, key.upper(), g)
+    cache.put("gone", MISSING, g)
+    before = cache.generation
+    cache.demote()
+    cache.put("a", "fetched before the demotion", before)
+    assert cache.get("a") is None and cache.get("b") is None  # asked of Redis again
+    assert (cache.stale("a"), cache.stale("b"), cache.stale("gone")) == ("A", "B", MISSING)
+    cache.put("a", "A2", cache.generation)  # refilled: the fresh entry is served, the old one is gone
+    assert cache.get("a") == "A2" and cache.stale("a") is None
+    cache.invalidate("b")  # an invalidation since: the old record must never be served
+    assert cache.stale("b") is None
+    cache.demote()  # a second resubscribe before "c" was refilled keeps it, and keeps the newer "a"
+    assert (cache.stale("a"), cache.stale("c")) == ("A2", "C")
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + 5)
+    assert cache.stale("gone") is None and cache.stale("c") == "C"  # each keeps its own expiry
+    monkeypatch.setattr(time, "monotonic", lambda: now + 11)
+    assert cache.stale("c") is None
+    cache.put("x", "X", cache.generation)
+    cache.demote()
+    cache.clear()
+    assert cache.stale("x") is None
+
+
 def test_visitor_hash_rotates_daily():
     hasher = VisitorHasher("salt")
     day = 1_790_000_000.0

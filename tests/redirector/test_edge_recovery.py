@@ -1,0 +1,120 @@
+"""Redis going away and coming back: what the edge serves meanwhile, and how it recovers.
+
+Each test runs a redis-server of its own, so it can be stopped and started again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+from starlette.testclient import TestClient
+
+from redirector.app import create_app
+from redirector.keys import link_key
+from redirector.resp import Store, create_store
+from redirector.settings import Settings
+from tests.redirector.edge_support import (
+    BROWSER,
+    TcpGate,
+    delete_key,
+    free_port,
+    private_redis,
+    put_link,
+    scrape,
+    settings_for,
+    wait_until,
+)
+
+PREFIX = "rec:"
+Answer = tuple[int, str]
+
+
+def answer(client: TestClient, path: str) -> Answer:
+    response = client.get(path, headers=BROWSER)
+    return response.status_code, response.headers.get("location", "")
+
+
+def hammer(client: TestClient, path: str, until: Callable[[Answer], bool], timeout: float = 10.0) -> list[Answer]:
+    """GET ``path`` back to back until an answer satisfies ``until`` (or ``timeout``); every answer."""
+    seen: list[Answer] = []
+
+    def done() -> bool:
+        seen.append(answer(client, path))
+        return until(seen[-1])
+
+    wait_until(done, timeout)
+    return seen
+
+
+@contextmanager
+def edge_with_store_via(gate: TcpGate, settings: Settings) -> Iterator[TestClient]:
+    """An edge whose data connection goes through ``gate``; its subscriber connects to Redis directly."""
+
+    async def through_gate(settings: Settings) -> Store:
+        return await create_store(f"redis://127.0.0.1:{gate.port}/0")
+
+    app = create_app(settings, store_factory=through_gate)
+    with TestClient(app, follow_redirects=False) as client:
+        yield client
+
+
+def test_no_503_when_the_subscriber_is_back_before_the_data_connection(env, tmp_path: Path):
+    """Issue 10 item 3: links served from the local cache through an outage keep redirecting while
+    Redis comes back, whichever of the edge's two connections returns first.
+
+    The data connection goes through a gate that opens only after the subscriber has resubscribed
+    (the order that used to empty the cache while nothing could refill it). A record changed
+    while the edge was not listening is served again as soon as Redis can be asked; one whose
+    invalidation arrives meanwhile is never served from the old cache.
+    """
+    port = free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    with private_redis(port=port, data_dir=data) as (url, server):
+        own = redis.Redis.from_url(url)
+        put_link(own, PREFIX, "hot", "https://example.com/v1")
+        put_link(own, PREFIX, "gone", "https://example.com/gone")
+        own.save()  # the restarted server loads this
+        with (
+            TcpGate(port) as gate,
+            edge_with_store_via(gate, settings_for(env, redis_url=url, key_prefix=PREFIX)) as client,
+        ):
+            subscriber = client.app_state["edge"].subscriber
+            assert answer(client, "/hot") == (302, "https://example.com/v1")
+            assert answer(client, "/gone") == (302, "https://example.com/gone")
+
+            gate.shut()
+            server.terminate()
+            server.wait(10)
+            for _ in range(20):
+                assert answer(client, "/hot") == (302, "https://example.com/v1")  # the local cache
+
+            with private_redis(port=port, data_dir=data) as (_, _restarted):
+                assert wait_until(lambda: subscriber.resets >= 2, timeout=10), "the subscriber did not come back"
+                back = redis.Redis.from_url(url)
+                assert back.get(link_key(PREFIX, "hot")) is not None, "the restarted Redis lost the data"
+                # Written without an announcement: a change this edge missed while it was not subscribed.
+                key = link_key(PREFIX, "hot")
+                back.set(key, back.get(key).replace(b"/v1", b"/v2"))
+                # And one it hears about now: the old record must not be served any more.
+                invalidations = scrape(client.get("/metrics").text)["linkedge_edge_invalidations_total"]
+                delete_key(back, PREFIX, link_key(PREFIX, "gone"))
+                assert wait_until(
+                    lambda: scrape(client.get("/metrics").text)["linkedge_edge_invalidations_total"] > invalidations
+                )
+
+                # The data connection is still down: the cached record is served, stale but not a 503.
+                during = [answer(client, "/hot") for _ in range(50)]
+                assert set(during) == {(302, "https://example.com/v1")}
+                assert answer(client, "/gone")[0] == 503  # invalidated: nothing left to serve it from
+
+                gate.open()
+                after = hammer(client, "/hot", until=lambda a: a == (302, "https://example.com/v2"))
+                assert after[-1] == (302, "https://example.com/v2"), "the missed change was never picked up"
+                assert {status for status, _ in after} == {302}, after
+                assert answer(client, "/gone")[0] == 404
+                samples = scrape(client.get("/metrics").text)
+                assert samples["linkedge_edge_stale_served_total"] >= len(during)
