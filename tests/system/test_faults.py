@@ -1,12 +1,16 @@
-"""No loss and no double count when a worker is SIGKILLed or PostgreSQL goes away mid-run."""
+"""No loss and no double count when a worker is SIGKILLed, or PostgreSQL or Redis goes away mid-run;
+a worker process outlives a Redis outage, says so in /metrics, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Awaitable
 from pathlib import Path
@@ -16,6 +20,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from kit.postgres import create_pool
+from kit.queue import create_arq_pool
 from redirector.keys import event_stream_key
 from tests.support import ROOT, eventually, free_port
 from tests.workers.conftest import expected, lines, make_world, push, random_events
@@ -128,3 +133,174 @@ async def test_postgres_outage_events_wait_then_apply_once(
         await rollup.release_all()
         await pool.close()
         proxy.close()
+
+
+# Redis outages: the worker process stays up, says it is degraded, and carries on once Redis is back.
+
+
+def start_redis(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    """A redis-server of this test's own; it loads the RDB a previous one SAVEd in ``data_dir``."""
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        + ["--dir", str(data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return proc
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.02)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The worker's /metrics samples, ``{'name{label="v"}': value}``."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in text.splitlines() if line and line[0] != "#")
+    }
+
+
+def healthz(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def alive(proc: subprocess.Popen[bytes], log: Path) -> None:
+    assert proc.poll() is None, f"the worker exited with {proc.returncode}; log:\n{log.read_text()}"
+
+
+async def served(proc: subprocess.Popen[bytes], log: Path, port: int) -> bool:
+    alive(proc, log)
+    try:
+        await asyncio.to_thread(scrape, port)
+    except OSError:
+        return False
+    return True
+
+
+async def degraded(port: int, value: float) -> bool:
+    samples = await asyncio.to_thread(scrape, port)
+    return samples["linkedge_worker_degraded"] == value and samples["linkedge_worker_redis_up"] == 1 - value
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM, then the exit code; a process still running after ``timeout`` is killed and fails the test."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        raise AssertionError(f"the worker was still running {timeout} s after SIGTERM") from None
+
+
+async def test_worker_outlives_a_redis_outage_and_applies_everything_once(
+    env: dict[str, str], settings: Settings, pg: asyncpg.Pool, tmp_path: Path
+) -> None:
+    world = await make_world(pg)
+    waves = [random_events(world, n, seed=40 + i) for i, n in enumerate((1000, 3000, 1000))]
+    port, metrics_port, log = free_port(), free_port(), tmp_path / "worker.log"
+    redis_server = start_redis(port, tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    redis = Redis.from_url(url)
+    proc = start_worker({**env, "REDIS_URL": url, "WORKER_STALL_AFTER": "4"}, log, metrics_port)
+    try:
+        await push(redis, settings.key_prefix, lines(waves[0]), per_entry=20)
+        await eventually(lambda: _eq(backlog(redis, settings), 0), what=f"wave 1; log:\n{log.read_text()}")
+        # Wave 2 is being applied when Redis dies; the restarted one loads a snapshot taken just before,
+        # so it may hold entries applied since: they must not count twice.
+        await push(redis, settings.key_prefix, lines(waves[1]), per_entry=5)
+        await eventually(lambda: _gt(applied(pg), len(waves[0])), what="wave 2 to start")
+        await redis.save()
+        redis_server.kill()
+        redis_server.wait(10)
+        outage = log.stat().st_size
+        for _ in range(6):  # longer than WORKER_STALL_AFTER: an outage is not a wedge
+            await asyncio.sleep(1)
+            alive(proc, log)
+            status, text = await asyncio.to_thread(healthz, metrics_port)
+            assert status == 200 and text.startswith("degraded"), text
+        assert await degraded(metrics_port, 1)
+        samples = await asyncio.to_thread(scrape, metrics_port)
+        assert samples['linkedge_worker_loop_up{loop="queue"}'] == 0
+        assert samples['linkedge_worker_loop_up{loop="rollup-manage"}'] == 0
+
+        redis_server = start_redis(port, tmp_path)
+        await push(redis, settings.key_prefix, lines(waves[2]), per_entry=20)
+        await eventually(lambda: _eq(backlog(redis, settings), 0), what=f"the waves after; log:\n{log.read_text()}")
+        await assert_tables(pg, expected(waves[0] + waves[1] + waves[2]))
+        await eventually(lambda: degraded(metrics_port, 0), timeout=15, what="/metrics to say recovered")
+        assert await asyncio.to_thread(healthz, metrics_port) == (200, "ok\n")
+        # arq's poll loop is back on the same pool: a job enqueued now runs.
+        arq = await create_arq_pool(url, queue_name=settings.queue_name, job_namespace=settings.key_prefix)
+        try:
+            job = await arq.enqueue_job("rollup_drain")
+            assert job is not None
+            await job.result(timeout=15)
+        finally:
+            await arq.aclose()
+        during = log.read_bytes()[outage:].decode()
+        assert "Traceback" not in during, during
+        # One line when each loop's outage starts (queue, rollup, rollup-manage, cache-heal), one when it ends.
+        assert 1 <= during.count("Redis unreachable") <= 4, during
+        assert during.count("recovered after") == during.count("Redis unreachable"), during
+        assert during.count("trim after commit failed") <= 2, during
+        assert stop(proc, 10) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        await redis.aclose()
+        redis_server.kill()
+        redis_server.wait(10)
+
+
+async def test_worker_started_while_redis_is_down_waits_for_it_and_stops_on_sigterm(
+    env: dict[str, str], settings: Settings, pg: asyncpg.Pool, tmp_path: Path
+) -> None:
+    world = await make_world(pg)
+    events = random_events(world, 1000, seed=50)
+    port, metrics_port, log = free_port(), free_port(), tmp_path / "worker.log"
+    url = f"redis://127.0.0.1:{port}/0"
+    proc = start_worker({**env, "REDIS_URL": url}, log, metrics_port)
+    redis_server: subprocess.Popen[bytes] | None = None
+    redis = Redis.from_url(url)
+    try:
+        await eventually(lambda: served(proc, log, metrics_port), timeout=15, what="/metrics while Redis is down")
+        await asyncio.sleep(2)
+        alive(proc, log)
+        assert await degraded(metrics_port, 1)
+        assert (await asyncio.to_thread(healthz, metrics_port))[0] == 200
+
+        redis_server = start_redis(port, tmp_path)
+        await push(redis, settings.key_prefix, lines(events), per_entry=20)
+        await eventually(lambda: _eq(backlog(redis, settings), 0), what=f"the events; log:\n{log.read_text()}")
+        await assert_tables(pg, expected(events))
+        await eventually(lambda: degraded(metrics_port, 0), timeout=15, what="/metrics to say recovered")
+
+        # SIGTERM while Redis is down again: a prompt, clean exit.
+        redis_server.kill()
+        redis_server.wait(10)
+        await eventually(lambda: degraded(metrics_port, 1), timeout=10, what="/metrics to say degraded")
+        started = time.monotonic()
+        assert stop(proc, 10) == 0, log.read_text()
+        assert time.monotonic() - started < 5
+        assert "Traceback" not in log.read_text(), log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        await redis.aclose()
+        if redis_server is not None:
+            redis_server.kill()
+            redis_server.wait(10)
