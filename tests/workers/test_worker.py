@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from kit.queue import create_arq_pool
 from redirector.cache import decode_record
 from redirector.keys import link_key, ready_key
 from tests.support import ROOT, eventually, free_port
 from tests.workers.conftest import expected, lines, make_world, push, random_events
+from tests.workers.proxy import Proxy
 from tests.workers.test_rollup import assert_tables
 from workers.heal import heal_once
 from workers.rollup import Rollup
 from workers.settings import Settings
-from workers.worker import create_worker
+from workers.worker import LinkedgeWorker, create_worker
 
 
 # arq 0.28's Worker.close() calls redis-py's deprecated close().
@@ -116,3 +122,55 @@ async def test_worker_schedules_the_purge_of_deleted_pages(env) -> None:
         assert crons[name].minute == {0, 10, 20, 30, 40, 50}
     finally:
         await worker.close()
+
+
+@pytest.fixture
+async def cut_off_worker(env: dict[str, str], settings: Settings) -> AsyncIterator[tuple[LinkedgeWorker, Proxy]]:
+    """A worker whose arq pool reaches Redis through a proxy the test can cut (its loop is not run)."""
+    url = urlsplit(env["REDIS_URL"])
+    proxy = Proxy(url.hostname or "127.0.0.1", url.port or 6379)
+    proxy.start()
+    proxied = dataclasses.replace(settings, redis_url=urlunsplit(url._replace(netloc=proxy.url_netloc)))
+    worker = create_worker(proxied, handle_signals=False, max_jobs=2)
+    assert isinstance(worker, LinkedgeWorker)
+    worker._pool = await create_arq_pool(
+        proxied.redis_url, queue_name=settings.queue_name, job_namespace=settings.key_prefix
+    )
+    try:
+        yield worker, proxy
+    finally:
+        await worker.close()
+        await asyncio.sleep(0.1)  # the proxy's pipes see the pool's connections close
+        proxy.close()
+
+
+async def test_the_poll_loop_rides_out_redis_being_unreachable(cut_off_worker: tuple[LinkedgeWorker, Proxy]) -> None:
+    worker, proxy = cut_off_worker
+    proxy.cut()
+    await worker._poll_iteration()  # arq's own would raise, and end the process
+    assert worker.health.failing() == {"queue": "redis"}
+    # A claim that fails half-way gives its job slot back: with max_jobs=2, a third would find none.
+    for _ in range(3):
+        with pytest.raises(RedisConnectionError):
+            await worker.start_jobs([b"some-job"])
+    assert worker.job_counter == 0
+    proxy.start()
+    await worker._poll_iteration()
+    assert worker.health.failing() == {}
+
+
+async def test_a_cron_firing_that_fails_to_enqueue_is_retried(
+    cut_off_worker: tuple[LinkedgeWorker, Proxy], settings: Settings, redis: Redis
+) -> None:
+    worker, proxy = cut_off_worker
+    (purge,) = worker.cron_jobs
+    due = datetime.now(tz=worker.timezone).replace(microsecond=0)
+    purge.next_run = due
+    proxy.cut()
+    with pytest.raises(RedisConnectionError):
+        await worker.run_cron(due, 0.5)
+    assert purge.next_run == due  # not skipped: the next heartbeat tries the same firing again
+    proxy.start()
+    await worker.run_cron(due, 0.5)
+    assert purge.next_run is not None and purge.next_run > due
+    assert await redis.zcard(settings.queue_name) == 1
