@@ -304,3 +304,19 @@ async def test_worker_started_while_redis_is_down_waits_for_it_and_stops_on_sigt
         if redis_server is not None:
             redis_server.kill()
             redis_server.wait(10)
+
+
+async def test_worker_waiting_for_redis_at_start_stops_on_sigterm(env: dict[str, str], tmp_path: Path) -> None:
+    metrics_port, log = free_port(), tmp_path / "worker.log"
+    proc = start_worker({**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, log, metrics_port)
+    try:
+        await eventually(lambda: served(proc, log, metrics_port), timeout=15, what="/metrics while Redis is down")
+        await asyncio.sleep(1)
+        started = time.monotonic()
+        assert stop(proc, 10) == 0, log.read_text()
+        assert time.monotonic() - started < 5
+        assert "Traceback" not in log.read_text(), log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
