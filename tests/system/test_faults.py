@@ -115,8 +115,12 @@ async def test_postgres_outage_events_wait_then_apply_once(
         await asyncio.sleep(1.0)
         assert await backlog(redis, settings) > 0
         await assert_tables(pg, expected(waves[0]))
+        sample = rollup.metrics.registry.get_sample_value
+        assert (sample("linkedge_worker_postgres_up"), sample("linkedge_worker_degraded")) == (0, 1)
+        assert sample("linkedge_worker_redis_up") == 1
         proxy.start()
         await eventually(lambda: _eq(backlog(redis, settings), 0), what="wave 2 after PostgreSQL came back")
+        assert (sample("linkedge_worker_postgres_up"), sample("linkedge_worker_degraded")) == (1, 0)
         # Down in the middle of a run of commits.
         before = await applied(pg)
         await push(redis, settings.key_prefix, lines(waves[2]), per_entry=5)
