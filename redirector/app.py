@@ -25,6 +25,7 @@ from redirector.edge import Edge
 from redirector.hit import Hit
 from redirector.keys import invalidation_channel
 from redirector.links import password_post, serve_code
+from redirector.liveness import Liveness
 from redirector.pages import block_click, form_post, serve_page
 from redirector.pubsub import Subscriber
 from redirector.resp import REDIS_ERRORS, Store, create_store
@@ -35,11 +36,13 @@ RETRY = [(b"retry-after", b"1")]
 RESERVED = frozenset({"/healthz", "/readyz", "/metrics", "/robots.txt", "/favicon.ico"})
 FAST_METHODS = frozenset({"GET", "HEAD"})
 GET_HEAD = ["GET", "HEAD"]
+NO_STORE_HEADERS = {"cache-control": "no-store"}
 
 
 class State(TypedDict):
     settings: Settings
     edge: Edge
+    liveness: Liveness
 
 
 Handler = Callable[[Hit, Receive], Awaitable[None]]
@@ -119,18 +122,23 @@ async def form_route(hit: Hit, receive: Receive) -> None:
 
 
 async def healthz(request: Request[State]) -> Response:
-    """The process is up (no dependency is checked)."""
-    return PlainTextResponse("ok", headers={"cache-control": "no-store"})
+    """Alive: the process answers, and no Redis client of it is stuck while Redis answers others.
+
+    A Redis outage alone keeps this 200 (see :mod:`redirector.liveness`).
+    """
+    if await request.state["liveness"].wedged():
+        return PlainTextResponse("unavailable", 503, headers=NO_STORE_HEADERS)
+    return PlainTextResponse("ok", headers=NO_STORE_HEADERS)
 
 
 async def readyz(request: Request[State]) -> Response:
-    """Ready when Redis answers PING within a second."""
+    """Ready when Redis answers PING within a second; the body carries no error detail."""
     edge = request.state["edge"]
     try:
         await asyncio.wait_for(edge.store.execute("PING"), 1.0)
-    except (*REDIS_ERRORS, TimeoutError) as e:
-        return JSONResponse({"status": "unavailable", "redis": str(e) or type(e).__name__}, 503)
-    return JSONResponse({"status": "ready"}, headers={"cache-control": "no-store"})
+    except (*REDIS_ERRORS, TimeoutError):
+        return JSONResponse({"status": "unavailable"}, 503, headers=NO_STORE_HEADERS)
+    return JSONResponse({"status": "ready"}, headers=NO_STORE_HEADERS)
 
 
 async def metrics(request: Request[State]) -> Response:
@@ -179,8 +187,9 @@ def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaita
         # Subscribe before serving: a record cached before the subscription could go stale unnoticed.
         await subscriber.start()
         edge.emitter.start()
+        liveness = Liveness(settings.liveness_bound, [store, subscriber])
         try:
-            yield {"settings": settings, "edge": edge}
+            yield {"settings": settings, "edge": edge, "liveness": liveness}
         finally:
             await subscriber.aclose()
             await edge.emitter.aclose()

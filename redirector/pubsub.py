@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,10 +61,21 @@ class Subscriber:
         self._last_data = 0.0
         self._task: asyncio.Task[None] | None = None
         self._protocol: RespProtocol | None = None
+        self._down_since: float | None = None  # monotonic time since when it is not subscribed
+        self._closed = False
+
+    def stalled(self, bound: float) -> list[RedisAddress]:
+        """``[address]`` when not subscribed for over ``bound`` seconds (or the loop has died)."""
+        since = self._down_since
+        if since is None or self._closed or time.monotonic() - since <= bound:
+            return []
+        return [self.address]
 
     async def start(self, wait: float = 2.0) -> None:
         """Start the background loop and wait (bounded) for the first subscription."""
+        self._down_since = time.monotonic()
         self._task = asyncio.create_task(self._run())
+        self._task.add_done_callback(self._stopped)
         try:
             await asyncio.wait_for(self.subscribed.wait(), wait)
         except TimeoutError:
@@ -107,7 +119,17 @@ class Subscriber:
             self._turn += 1
             if self.subscribed.is_set():
                 log.warning("invalidation subscriber disconnected; reconnecting")
+                self._down_since = time.monotonic()
             self.subscribed.clear()
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        """The loop ends only on :meth:`aclose`; anything else leaves the edge deaf to invalidations."""
+        if not self._closed:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("invalidation subscriber stopped", exc_info=task.exception())
+            self.subscribed.clear()
+            if self._down_since is None:
+                self._down_since = time.monotonic()
 
     def _candidate(self) -> RedisAddress:
         """The node to try next: candidates in turn (the only one, for a single Redis)."""
@@ -127,8 +149,10 @@ class Subscriber:
             self.resets += 1
             self.on_reset()
             self.subscribed.set()
+            self._down_since = None
 
     async def aclose(self) -> None:
+        self._closed = True
         await cancel(self._task)
         if self._protocol is not None:
             self._protocol.close()

@@ -77,6 +77,9 @@ class Settings:
     local_cache_size: int = 100_000
     local_cache_ttl: float = 60.0
     negative_cache_ttl: float = 5.0
+    # /healthz fails once a Redis client has been without a connection this long while Redis
+    # answers a fresh one (redirector.liveness); 0 turns the check off.
+    liveness_bound: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -96,4 +99,5 @@ class Settings:
             local_cache=_bool(env.get("LOCAL_CACHE", "1")),
             local_cache_size=int(env.get("LOCAL_CACHE_SIZE", cls.local_cache_size)),
             local_cache_ttl=float(env.get("LOCAL_CACHE_TTL", cls.local_cache_ttl)),
+            liveness_bound=float(env.get("EDGE_LIVENESS_BOUND", cls.liveness_bound)),
         )

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, cast
@@ -285,10 +286,18 @@ class RespClient:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._delay = backoff_delays()
         self._closed = False
+        self._down_since: float | None = None  # monotonic time since when there is no connection
 
     @property
     def connected(self) -> bool:
         return self._protocol is not None and not self._protocol.closed
+
+    def stalled(self, bound: float) -> list[RedisAddress]:
+        """``[address]`` when this client has been without a connection for over ``bound`` seconds."""
+        since = self._down_since
+        if since is None or self._closed or time.monotonic() - since <= bound:
+            return []
+        return [self.address]
 
     async def start(self) -> None:
         """Connect now if possible; otherwise keep trying in the background."""
@@ -300,7 +309,11 @@ class RespClient:
             log.warning("Redis not reachable yet: %s", e)
 
     def _reconnect(self) -> None:
-        if self._closed or (self._reconnect_task is not None and not self._reconnect_task.done()):
+        if self._closed:
+            return
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if self._reconnect_task is not None and not self._reconnect_task.done():
             return
         self._connecting = asyncio.get_running_loop().create_future()
         self._reconnect_task = asyncio.create_task(self._connect_loop(self._connecting))
@@ -314,6 +327,7 @@ class RespClient:
                 if protocol.closed:  # closed between the handshake and now: its loss was nobody's to see
                     raise RespConnectionError("connection closed right after the handshake")
                 self._protocol = protocol
+                self._down_since = None
             except (RespConnectionError, RespError) as e:
                 self.errors += 1
                 if not done.done():

@@ -105,6 +105,10 @@ class ClusterRespClient:
         """Addresses of the masters in the current slot map."""
         return [c.address for c in self._masters]
 
+    def stalled(self, bound: float) -> list[RedisAddress]:
+        """The masters whose client has been without a connection for over ``bound`` seconds."""
+        return [address for client in self._masters for address in client.stalled(bound)]
+
     def known_addresses(self) -> list[RedisAddress]:
         """Masters first, then the seeds: where a subscriber may connect."""
         seen: dict[NodeKey, RedisAddress] = {}

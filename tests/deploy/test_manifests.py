@@ -101,13 +101,26 @@ def test_api_and_edge_probe_readyz_and_healthz(role: str) -> None:
     assert _probe_path(container, "startupProbe") == ("/healthz", "http")
 
 
-def test_worker_probes_its_metrics_endpoint() -> None:
-    # The worker serves no /healthz; its Prometheus endpoint (WORKER_METRICS_PORT) is what answers.
+def test_edge_probes_outwait_the_liveness_check_and_the_bound_is_set() -> None:
+    # /healthz may make one probe connection (handshake, then PING, each bounded) before it answers.
+    from redirector.liveness import PROBE_TIMEOUT
+
+    container = _container("edge")
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["timeoutSeconds"] > 2 * PROBE_TIMEOUT, probe
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert float(env["EDGE_LIVENESS_BOUND"]) > 0
+
+
+def test_worker_probes_its_metrics_port() -> None:
+    # The worker listens only on WORKER_METRICS_PORT: /metrics answering is up and ready, and
+    # /healthz there fails only when one of its loops is wedged (an outage leaves it 200).
     container = _container("worker")
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": int(env["WORKER_METRICS_PORT"])}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         assert _probe_path(container, probe) == ("/metrics", "metrics")
+    assert _probe_path(container, "livenessProbe") == ("/healthz", "metrics")
 
 
 def test_every_container_has_requests_limits_and_a_locked_down_security_context() -> None:

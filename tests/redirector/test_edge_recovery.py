@@ -5,13 +5,17 @@ Each test runs a redis-server of its own, so it can be stopped and started again
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import redis
 from starlette.testclient import TestClient
 
+from redirector import pubsub
 from redirector.app import create_app
 from redirector.keys import link_key
 from redirector.resp import Store, create_store
@@ -20,6 +24,7 @@ from tests.redirector.edge_support import (
     BROWSER,
     TcpGate,
     delete_key,
+    edge_client,
     free_port,
     private_redis,
     put_link,
@@ -118,3 +123,63 @@ def test_no_503_when_the_subscriber_is_back_before_the_data_connection(env, tmp_
                 assert answer(client, "/gone")[0] == 404
                 samples = scrape(client.get("/metrics").text)
                 assert samples["linkedge_edge_stale_served_total"] >= len(during)
+
+
+def kill_connections(r: redis.Redis, name: str) -> int:
+    """Close the edge's connections called ``name`` from the server side; how many there were."""
+    ids = [c["id"] for c in r.client_list() if c["name"] == name]
+    for client_id in ids:
+        r.client_kill_filter(_id=client_id)
+    return len(ids)
+
+
+async def never_connects(*args: object, **kwargs: object) -> object:
+    await asyncio.Event().wait()  # a reconnect that hangs for good
+    raise AssertionError("unreachable")
+
+
+def stall_the_store(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> str:
+    store = client.app_state["edge"].store
+    monkeypatch.setattr(store, "_connect_loop", never_connects)  # this instance only
+    return "linkedge-edge"
+
+
+def stall_the_subscriber(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(pubsub, "open_connection", never_connects)  # the liveness probe keeps its own
+    return "linkedge-edge-sub"
+
+
+@pytest.mark.parametrize("stall", [stall_the_store, stall_the_subscriber], ids=["store", "subscriber"])
+def test_healthz_fails_when_a_redis_client_is_stuck_while_redis_answers(env, monkeypatch, stall):
+    """Issue 10 item 6: a client whose reconnect never completes makes /healthz fail within the bound."""
+    bound = 0.5
+    with private_redis() as (url, _server):
+        own = redis.Redis.from_url(url)
+        with edge_client(settings_for(env, redis_url=url, key_prefix=PREFIX, liveness_bound=bound)) as client:
+            assert client.get("/healthz").status_code == 200
+            name = stall(client, monkeypatch)
+            assert kill_connections(own, name) == 1
+            assert client.get("/healthz").status_code == 200  # within the bound: it may still come back
+            assert wait_until(lambda: client.get("/healthz").status_code == 503, timeout=bound + 3)
+            assert own.ping()  # Redis answers others all along
+            response = client.get("/healthz")
+            assert (response.status_code, response.text) == (503, "unavailable")
+            assert response.headers["cache-control"] == "no-store"
+
+
+def test_healthz_stays_200_through_a_plain_redis_outage(env):
+    """Redis down for every client is an outage, not a stuck process: restarting would not help."""
+    bound = 0.3
+    port = free_port()
+    with private_redis(port=port) as (url, server):
+        with edge_client(settings_for(env, redis_url=url, key_prefix=PREFIX, liveness_bound=bound)) as client:
+            server.terminate()
+            server.wait(10)
+            deadline = time.monotonic() + bound + 1.5  # well past the bound, with a probe or two refused
+            while time.monotonic() < deadline:
+                assert client.get("/healthz").status_code == 200
+                time.sleep(0.05)
+            assert client.get("/readyz").json() == {"status": "unavailable"}  # not ready, though alive
+            with private_redis(port=port):
+                assert wait_until(lambda: client.get("/readyz").status_code == 200, timeout=10)
+                assert client.get("/healthz").status_code == 200
