@@ -85,7 +85,7 @@ class Subscriber:
         loop = asyncio.get_running_loop()
         delay = backoff_delays()
         attempt = 0
-        while True:
+        while not self._closed:
             await asyncio.sleep(delay(attempt))
             lost = asyncio.Event()
             self.address = self._candidate()

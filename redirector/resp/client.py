@@ -51,6 +51,8 @@ class RespTimeoutError(TimeoutError):
     """The server did not answer within the command timeout."""
 
 
+CANCEL_RETRY = 0.2  # seconds between cancellations of a task that has not stopped yet
+
 # Everything a Redis call can raise; a caller that must not fail catches exactly these.
 REDIS_ERRORS = (RespError, RespConnectionError, RespTimeoutError, OSError)
 
@@ -66,14 +68,19 @@ class Store(Protocol):
 
 
 async def cancel(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a background task (if any) and wait until it has stopped."""
+    """Cancel a background task (if any) and wait until it has stopped.
+
+    The cancellation is repeated until the task ends: Python 3.11's ``asyncio.wait_for`` drops
+    one that arrives just as the awaited operation finishes (a refused connect, say), and a
+    reconnect loop that lost it would keep the shutdown waiting for good.
+    """
     if task is None or task.done():
         return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=CANCEL_RETRY)
+    if not task.cancelled():
+        task.result()  # its own exception, if it ended with one
 
 
 class RespProtocol(asyncio.Protocol):

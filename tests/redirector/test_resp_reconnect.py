@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from redirector.resp.client import RespClient
+from redirector.resp.client import RespClient, cancel
 from tests.support import free_port
 
 REDIS = ("127.0.0.1", 6379)
@@ -86,3 +86,30 @@ async def test_connections_closed_during_the_handshake_are_retried(drops: int) -
             assert redis.accepted > drops
         finally:
             await client.aclose()
+
+
+async def test_stopping_a_loop_that_lost_its_cancellation_still_ends() -> None:
+    """Python 3.11's wait_for drops a cancellation that lands as its operation completes; the
+    reconnect loops carry on after that, and shutting the edge down used to wait for them forever."""
+    rounds = 0
+
+    async def reconnect_loop() -> None:
+        nonlocal rounds
+        while True:
+            rounds += 1
+            try:
+                await asyncio.sleep(0.01)  # a connection attempt
+            except asyncio.CancelledError:
+                if rounds == 1:
+                    continue  # what wait_for does when the attempt has just failed
+                raise
+
+    task = asyncio.create_task(reconnect_loop())
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(cancel(task))
+    done, _ = await asyncio.wait({stopping}, timeout=5)  # (not wait_for: its own cancel would end the loop)
+    if not done:
+        task.cancel()
+        await stopping
+    assert done, "cancel() kept waiting for a loop that carried on"
+    assert task.cancelled() and rounds >= 2
