@@ -218,6 +218,13 @@ class ApiCalls:
                         self.samples.append(f"{method} {path}: {r.status_code} {r.text[:300]}")
                 self._stop.wait(self.interval)
 
+    def snapshot(self) -> Counter[str]:
+        return Counter(self.statuses)
+
+    def since(self, snapshot: Counter[str]) -> dict[str, int]:
+        """The statuses recorded after ``snapshot`` was taken."""
+        return dict(self.snapshot() - snapshot)
+
     def server_errors(self) -> dict[str, int]:
         """Statuses of 500 and above other than 503: the design allows none."""
         return {
