@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 
 from api.auth import authenticate_request
 from api.bio import routes as bio_routes
+from api.domains import routes as domain_routes
+from api.domains.dns import create_resolver
 from api.envelope import BodyLimitMiddleware, RequestIdMiddleware
 from api.errors import install_handlers
 from api.limiter import LocalLimiter
@@ -40,7 +42,14 @@ def create_app(settings: Settings) -> FastAPI:
             settings.redis_url, queue_name=settings.queue_name, job_namespace=settings.key_prefix
         )
         try:
-            yield {"pg": pg, "redis": redis, "arq": arq, "settings": settings, "limiter": LocalLimiter()}
+            yield {
+                "pg": pg,
+                "redis": redis,
+                "arq": arq,
+                "settings": settings,
+                "limiter": LocalLimiter(),
+                "resolver": create_resolver(settings.dns_resolver),
+            }
         finally:
             await arq.aclose()
             await redis.aclose()
@@ -65,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(link_routes.router, prefix=API_PREFIX)
     app.include_router(stats_routes.router, prefix=API_PREFIX)
     app.include_router(bio_routes.router, prefix=API_PREFIX)
+    app.include_router(domain_routes.router, prefix=API_PREFIX)
     install_openapi(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -42,6 +42,8 @@ ABILITIES = (
     "bio:write",
     "bio:analytics:read",
     "bio:submissions:read",  # form submissions hold visitors' emails: their own ability
+    "domains:read",
+    "domains:write",
 )
 KEY_SCHEME = "lk_"
 AUTH_FAILURES_PER_MINUTE = 30  # per client address

@@ -108,6 +108,15 @@ class RateLimited(ApiError):
     status_code, code = 429, "rate_limited"
 
 
+class ServiceUnavailable(ApiError):
+    """A dependency other than PostgreSQL (a DNS resolver, say) did not answer: retry later."""
+
+    status_code, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: str = RETRY_AFTER) -> None:
+        super().__init__(message, headers={"Retry-After": retry_after})
+
+
 def _field_name(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     name = ""

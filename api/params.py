@@ -47,6 +47,15 @@ SearchText = Annotated[
     Query(max_length=MAX_SEARCH, description="Text to look for.", json_schema_extra=_TEXT),
     AfterValidator(plain_text),
 ]
+DomainFilter = Annotated[
+    str | None,
+    Query(
+        max_length=253,
+        description="Only links on this domain (a hostname; the service's own host for links without one).",
+        json_schema_extra=_TEXT,
+    ),
+    AfterValidator(plain_text),
+]
 Labels = Annotated[
     list[str] | None,
     Query(

@@ -13,13 +13,30 @@ class Plan:
     bio_pages: bool  # whether the plan includes bio pages at all
     retention_days: int  # analytics history the API will show
     rate_per_minute: int  # API requests per key per minute
+    max_domains: int  # custom domains a team may add
 
 
 PLANS: dict[str, Plan] = {
-    "free": Plan("free", max_links=1_000, max_bio_pages=1, bio_pages=True, retention_days=30, rate_per_minute=60),
-    "pro": Plan("pro", max_links=50_000, max_bio_pages=20, bio_pages=True, retention_days=365, rate_per_minute=600),
+    "free": Plan(
+        "free", max_links=1_000, max_bio_pages=1, bio_pages=True, retention_days=30, rate_per_minute=60, max_domains=1
+    ),
+    "pro": Plan(
+        "pro",
+        max_links=50_000,
+        max_bio_pages=20,
+        bio_pages=True,
+        retention_days=365,
+        rate_per_minute=600,
+        max_domains=10,
+    ),
     "business": Plan(
-        "business", max_links=1_000_000, max_bio_pages=500, bio_pages=True, retention_days=1095, rate_per_minute=3000
+        "business",
+        max_links=1_000_000,
+        max_bio_pages=500,
+        bio_pages=True,
+        retention_days=1095,
+        rate_per_minute=3000,
+        max_domains=100,
     ),
 }
 

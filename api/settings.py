@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from api.domains.dns import parse_resolver
 from api.serving.config import DEFAULT_PUBLIC_BASE_URL, ServingConfig
 from kit.postgres import DEFAULT_DATABASE_URL
 from redirector.keys import KEY_PREFIX, arq_queue_name
@@ -21,6 +23,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     pool_min: int = 1
     pool_max: int = 10
+    dns_resolver: str = ""  # DNS_RESOLVER: host[:port] for domain checks; empty: the system's resolver
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -34,6 +37,14 @@ class Settings:
             max_body_bytes=int(env.get("MAX_BODY_BYTES", cls.max_body_bytes)),
             pool_min=int(env.get("DB_POOL_MIN", cls.pool_min)),
             pool_max=int(env.get("DB_POOL_MAX", cls.pool_max)),
+            dns_resolver=_resolver(env.get("DNS_RESOLVER", "")),
+        )
+
+    @property
+    def platform_hosts(self) -> frozenset[str]:
+        """The service's own hostnames, which no team may add as a domain."""
+        return frozenset(
+            h for h in (urlsplit(self.public_base_url).hostname, urlsplit(self.bio_base_url).hostname) if h
         )
 
     @property
@@ -52,3 +63,9 @@ class Settings:
     def bio_url(self, handle: str) -> str:
         """Public URL of a bio page: the bio host when configured, else /@handle on the edge."""
         return self.serving.bio_url(handle)
+
+
+def _resolver(spec: str) -> str:
+    if spec.strip():
+        parse_resolver(spec)  # refuse a bad DNS_RESOLVER at start-up, naming it
+    return spec.strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypedDict
 
 import asyncpg
+import dns.asyncresolver
 from arq.connections import ArqRedis
 from fastapi import Request
 from redis.asyncio import Redis
@@ -19,6 +20,7 @@ class State(TypedDict):
     arq: ArqRedis
     settings: Settings
     limiter: LocalLimiter  # rate limits counted in this process while Redis is unreachable
+    resolver: dns.asyncresolver.Resolver  # domain ownership checks (DNS_RESOLVER)
 
 
 class ApiRequest(Request[State]):

@@ -46,6 +46,8 @@ class LinkRecord:
     forward_query: bool = False
     max_clicks: int | None = None
     password_hash: str | None = None
+    expired_url: str | None = None  # where an expired or used-up link goes (else the domain's, else 410)
+    crawlable: bool = False  # False: redirects carry X-Robots-Tag: noindex
     rules: tuple[Rule, ...] = field(default=())
     raw_rules: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
 
@@ -67,6 +69,10 @@ def encode_record(record: LinkRecord) -> bytes:
         body["m"] = record.max_clicks
     if record.password_hash is not None:
         body["p"] = record.password_hash
+    if record.expired_url is not None:
+        body["xu"] = record.expired_url
+    if record.crawlable:
+        body["cr"] = 1
     if record.raw_rules:
         body["r"] = list(record.raw_rules)
     try:
@@ -93,6 +99,8 @@ def decode_record(data: bytes) -> LinkRecord:
             forward_query=bool(body.get("q", 0)),
             max_clicks=body.get("m"),
             password_hash=body.get("p"),
+            expired_url=body.get("xu"),
+            crawlable=bool(body.get("cr", 0)),
             rules=compile_rules(raw_rules),
             raw_rules=raw_rules,
         )
@@ -114,7 +122,7 @@ class PageRecord:
     etag: str
     html: bytes
     blocks: dict[str, str] = field(default_factory=dict)
-    block_links: dict[str, str] = field(default_factory=dict)  # block id -> short code
+    block_links: dict[str, str] = field(default_factory=dict)  # block id -> link ref (redirector.keys.link_key)
     forms: tuple[str, ...] = ()  # ids of form blocks that accept submissions
 
 
@@ -156,3 +164,73 @@ def decode_page(data: bytes) -> PageRecord:
         )
     except (ValueError, KeyError, TypeError) as e:
         raise RecordError(f"malformed page record: {e}") from e
+
+
+DOMAIN_RECORD_VERSION = b"D1"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRecord:
+    """A verified team domain, compiled at write time: what the edge does with each of its paths.
+
+    The bodies of ``/robots.txt`` and the two deep-link files are rendered by the API, so the edge
+    only sends bytes. ``page_handle`` is the bio page shown at ``/`` of a bio domain.
+    """
+
+    id: str
+    team_id: str
+    hostname: str
+    links: bool = True  # serves short links
+    bio: bool = False  # serves bio pages (``/@handle``, and ``page_handle`` at ``/``)
+    root_url: str | None = None
+    not_found_url: str | None = None
+    expired_url: str | None = None
+    page_handle: str | None = None
+    robots: bytes = b"User-agent: *\nDisallow: /\n"
+    aasa: bytes | None = None  # /.well-known/apple-app-site-association
+    assetlinks: bytes | None = None  # /.well-known/assetlinks.json
+
+
+def encode_domain(record: DomainRecord) -> bytes:
+    body: dict[str, Any] = {"i": record.id, "t": record.team_id, "h": record.hostname, "r": record.robots.decode()}
+    if not record.links:
+        body["nl"] = 1
+    if record.bio:
+        body["b"] = 1
+    optional = {
+        "ru": record.root_url,
+        "nf": record.not_found_url,
+        "ex": record.expired_url,
+        "ph": record.page_handle,
+        "aa": record.aasa.decode() if record.aasa is not None else None,
+        "al": record.assetlinks.decode() if record.assetlinks is not None else None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    try:
+        return DOMAIN_RECORD_VERSION + json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    except (TypeError, ValueError) as e:
+        raise RecordError(f"cannot encode domain record {record.hostname!r}: {e}") from e
+
+
+def decode_domain(data: bytes) -> DomainRecord:
+    if not data.startswith(DOMAIN_RECORD_VERSION):
+        raise RecordError(f"unknown domain record version {data[:2]!r}")
+    try:
+        body = json.loads(data[2:])
+        aasa, assetlinks = body.get("aa"), body.get("al")
+        return DomainRecord(
+            id=body["i"],
+            team_id=body["t"],
+            hostname=body["h"],
+            links=not body.get("nl", 0),
+            bio=bool(body.get("b", 0)),
+            root_url=body.get("ru"),
+            not_found_url=body.get("nf"),
+            expired_url=body.get("ex"),
+            page_handle=body.get("ph"),
+            robots=body["r"].encode(),
+            aasa=aasa.encode() if aasa is not None else None,
+            assetlinks=assetlinks.encode() if assetlinks is not None else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise RecordError(f"malformed domain record: {e}") from e

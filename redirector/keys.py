@@ -21,9 +21,15 @@ ARQ_TAG = "{" + ARQ_ABORT_KEY + "}"
 # --- the serving cache: written by the API (and the worker's rebuild), read by the edge ---------
 
 
-def link_key(prefix: str, code: str) -> str:
-    """Cache record of a short link. Codes are case-sensitive, so the key is too."""
-    return f"{prefix}l:{code}"
+def link_key(prefix: str, code: str, domain_id: str | None = None) -> str:
+    """Cache record of a short link: ``l:{code}`` on the platform's domain, ``l:{domain id}/{code}``
+    on a team's own. Codes are case-sensitive, so the key is too; a code never holds ``/``."""
+    return f"{prefix}l:{code}" if domain_id is None else f"{prefix}l:{domain_id}/{code}"
+
+
+def domain_key(prefix: str, hostname: str) -> str:
+    """Cache record of a verified domain, by its canonical hostname (:mod:`redirector.hosts`)."""
+    return f"{prefix}d:{hostname}"
 
 
 def page_key(prefix: str, handle: str) -> str:

@@ -79,7 +79,7 @@ def _link_url(block: Row, settings: Settings) -> str | None:
         url: str = block["url"]
         return url
     if block["link_code"]:
-        return f"{settings.public_base_url}/{block['link_code']}"
+        return settings.serving.short_url(block["link_code"], block["link_hostname"])
     return None
 
 

@@ -30,9 +30,10 @@ def merge_utm(url: str, utm: Mapping[str, str]) -> str:
 
 def link_object(row: Row, settings: Settings) -> dict[str, Any]:
     """The public shape of a link (the seed's fields first, then ours); never the password hash."""
+    hostname = row["domain_hostname"]
     return {
         "id": str(row["id"]),
-        "short_url": f"{settings.public_base_url}/{row['code']}",
+        "short_url": settings.serving.short_url(row["code"], hostname),
         "short_code": row["code"],
         "destination": row["destination"],
         "enabled": row["enabled"],
@@ -50,4 +51,7 @@ def link_object(row: Row, settings: Settings) -> dict[str, Any]:
         "title": row["title"],
         "notes": row["notes"],
         "utm": {k: row["utm"][k] for k in UTM_KEYS if k in (row["utm"] or {})},
+        "domain": hostname or urlsplit(settings.public_base_url).hostname,
+        "expired_url": row["expired_url"],
+        "crawlable": row["crawlable"],
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -29,14 +29,24 @@ WRITABLE = (
     "notes",
     "utm",
     "expires_at",
+    "domain_id",
+    "expired_url",
+    "crawlable",
 )
+# Rows the API returns carry their domain's hostname (NULL: the platform's domain).
+WITH_HOST = "SELECT l.*, d.hostname AS domain_hostname FROM {source} l LEFT JOIN domains d ON d.id = l.domain_id"
+LINKS = WITH_HOST.format(source="links")
 
+# Codes are unique per domain (two partial unique indexes), so a taken code is any conflict.
 _INSERT = f"""
-INSERT INTO links (id, team_id, {", ".join(WRITABLE)}, created_at, updated_at)
-SELECT $1, $2, {", ".join(f"${i}" for i in range(3, 3 + len(WRITABLE)))}, t.now, t.now
-FROM (SELECT clock_timestamp() AS now) t
-ON CONFLICT (code) DO NOTHING
-RETURNING *
+WITH ins AS (
+    INSERT INTO links (id, team_id, {", ".join(WRITABLE)}, created_at, updated_at)
+    SELECT $1, $2, {", ".join(f"${i}" for i in range(3, 3 + len(WRITABLE)))}, t.now, t.now
+    FROM (SELECT clock_timestamp() AS now) t
+    ON CONFLICT DO NOTHING
+    RETURNING *
+)
+{WITH_HOST.format(source="ins")}
 """
 
 
@@ -51,13 +61,20 @@ async def count_links(conn: Conn, team_id: uuid.UUID) -> int:
 
 
 async def insert_link(conn: Conn, link_id: uuid.UUID, team_id: uuid.UUID, values: Mapping[str, Any]) -> Any:
-    """Insert a link; None when its code is taken (by anyone: codes are global)."""
+    """Insert a link; None when its code is taken on its domain."""
     return await conn.fetchrow(_INSERT, link_id, team_id, *(values[c] for c in WRITABLE))
 
 
 async def get_link(conn: Executor, team_id: uuid.UUID, link_id: uuid.UUID, *, for_update: bool = False) -> Any:
-    sql = "SELECT * FROM links WHERE id = $1 AND team_id = $2"
-    return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), link_id, team_id)
+    sql = f"{LINKS} WHERE l.id = $1 AND l.team_id = $2"
+    return await conn.fetchrow(sql + (" FOR UPDATE OF l" if for_update else ""), link_id, team_id)
+
+
+async def team_domain(conn: Executor, team_id: uuid.UUID, hostname: str) -> Any:
+    """The team's live domain ``hostname`` (``id``, ``kind``), else None."""
+    return await conn.fetchrow(
+        "SELECT id, kind FROM domains WHERE team_id = $1 AND hostname = $2 AND deleted_at IS NULL", team_id, hostname
+    )
 
 
 async def update_link(conn: Conn, link_id: uuid.UUID, changes: Mapping[str, Any]) -> Any:
@@ -66,12 +83,16 @@ async def update_link(conn: Conn, link_id: uuid.UUID, changes: Mapping[str, Any]
     if len(columns) != len(changes):
         raise ValueError(f"not writable: {sorted(set(changes) - set(WRITABLE))}")
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
-    sql = f"UPDATE links SET {sets}, updated_at = clock_timestamp() WHERE id = $1 RETURNING *"
+    sql = (
+        f"WITH upd AS (UPDATE links SET {sets}, updated_at = clock_timestamp() WHERE id = $1 RETURNING *) "
+        + WITH_HOST.format(source="upd")
+    )
     return await conn.fetchrow(sql, link_id, *(changes[c] for c in columns))
 
 
 async def delete_link(conn: Conn, team_id: uuid.UUID, link_id: uuid.UUID) -> Any:
-    return await conn.fetchrow("DELETE FROM links WHERE id = $1 AND team_id = $2 RETURNING id, code", link_id, team_id)
+    sql = "DELETE FROM links WHERE id = $1 AND team_id = $2 RETURNING id, code, domain_id"
+    return await conn.fetchrow(sql, link_id, team_id)
 
 
 async def page_handles_using(conn: Conn, link_id: uuid.UUID) -> list[str]:
@@ -94,24 +115,33 @@ async def list_links(
     *,
     labels: Sequence[str] = (),
     search: str | None = None,
+    domain: uuid.UUID | None | Literal[False] = False,
     after: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 26,
 ) -> list[asyncpg.Record]:
-    """Newest first, keyset-paginated on ``(created_at, id)``; ``labels`` must all be present."""
-    where = ["team_id = $1"]
+    """Newest first, keyset-paginated on ``(created_at, id)``; ``labels`` must all be present.
+
+    ``domain``: False for every domain, None for the platform's only, else that domain's id.
+    """
+    where = ["l.team_id = $1"]
     args: list[Any] = [team_id]
     if labels:
         args.append(list(labels))
-        where.append(f"labels @> ${len(args)}::text[]")
+        where.append(f"l.labels @> ${len(args)}::text[]")
     if search:
         args.append(_like(search))
         n = len(args)
-        where.append(f"(code ILIKE ${n} OR url ILIKE ${n} OR destination ILIKE ${n} OR title ILIKE ${n})")
+        where.append(f"(l.code ILIKE ${n} OR l.url ILIKE ${n} OR l.destination ILIKE ${n} OR l.title ILIKE ${n})")
+    if domain is None:
+        where.append("l.domain_id IS NULL")
+    elif domain is not False:
+        args.append(domain)
+        where.append(f"l.domain_id = ${len(args)}")
     if after is not None:
         args.extend(after)
-        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+        where.append(f"(l.created_at, l.id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit)
-    sql = f"SELECT * FROM links WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+    sql = f"{LINKS} WHERE {' AND '.join(where)} ORDER BY l.created_at DESC, l.id DESC LIMIT ${len(args)}"
     rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
     return rows
 
@@ -121,9 +151,9 @@ async def export_batch(
 ) -> list[asyncpg.Record]:
     """Oldest first (so an export re-imports in its original order), keyset-paginated."""
     if after is None:
-        sql = "SELECT * FROM links WHERE team_id = $1 ORDER BY created_at, id LIMIT $2"
+        sql = f"{LINKS} WHERE l.team_id = $1 ORDER BY l.created_at, l.id LIMIT $2"
         rows: list[asyncpg.Record] = await conn.fetch(sql, team_id, limit)
     else:
-        sql = "SELECT * FROM links WHERE team_id = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4"
+        sql = f"{LINKS} WHERE l.team_id = $1 AND (l.created_at, l.id) > ($2, $3) ORDER BY l.created_at, l.id LIMIT $4"
         rows = await conn.fetch(sql, team_id, after[0], after[1], limit)
     return rows

@@ -33,6 +33,9 @@ class LinkOut(BaseModel):
     title: str | None
     notes: str | None
     utm: dict[str, str]
+    domain: str = Field(description="The link's domain (the service's own unless on one of the team's).")
+    expired_url: str | None
+    crawlable: bool
 
 
 class LinkEnvelope(BaseModel):

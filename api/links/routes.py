@@ -18,7 +18,7 @@ from api.links.responses import BulkEnvelope, DeletedEnvelope, LinkEnvelope, Lin
 from api.links.schemas import BulkCreate, LinkCreate, LinkUpdate
 from api.openapi import BODY_ERRORS
 from api.pagination import PageParams, page_params
-from api.params import Labels, Search
+from api.params import DomainFilter, Labels, Search
 from api.state import ApiRequest
 
 router = APIRouter(prefix="/links", tags=["links"], dependencies=[Depends(strict_json)])
@@ -75,11 +75,14 @@ async def list_links(
     page: Page,
     label: Labels = None,
     search: Search = None,
+    domain: DomainFilter = None,
 ) -> Response:
     """Newest first; follow `meta.next_cursor` (null on the last page)."""
     labels = [x for x in label or () if x]  # ?label= (empty) means no filter
-    rows, cursor = await service.list_links(request.state["pg"], principal.team_id, page, labels, search)
     settings = request.state["settings"]
+    rows, cursor = await service.list_links(
+        request.state["pg"], settings, principal.team_id, page, labels, search, domain
+    )
     return ok(request, [link_object(r, settings) for r in rows], next_cursor=cursor)
 
 
@@ -137,7 +140,8 @@ async def link_qr(
     """An image, not JSON: the QR code of the link's short URL."""
     st = request.state
     row = await service.get_link(st["pg"], principal.team_id, link_id)
-    image = await asyncio.to_thread(render_qr, f"{st['settings'].public_base_url}/{row['code']}", fmt, size)
+    short_url = st["settings"].serving.short_url(row["code"], row["domain_hostname"])
+    image = await asyncio.to_thread(render_qr, short_url, fmt, size)
     headers = {"Content-Disposition": f'inline; filename="{row["code"]}.{fmt}"'}
     limit: RateLimit | None = request.scope.get("state", {}).get("rate_limit")
     if limit is not None:

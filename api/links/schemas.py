@@ -39,9 +39,11 @@ from api.fields import (
 from api.jsontext import check_json
 from api.links.codes import RESERVED, SLUG_PATTERN, slug_problem
 from redirector.cache import REDIRECT_STATUSES
+from redirector.hosts import HOSTNAME_PATTERN, canonical_host
 from redirector.rules import BROWSERS, DEVICES, MAX_RULES, MAX_VALUES, is_http_url
 
 MAX_LABELS = 10
+MAX_HOST = 253
 MAX_CLICKS = 2_147_483_647  # the column is a PostgreSQL integer
 MAX_URL = 4096  # redirector.rules.is_http_url
 MAX_LABEL = 50
@@ -74,6 +76,12 @@ def _url(value: str) -> str:
     if not is_http_url(value) or not matches(HTTP_URL, value):
         raise ValueError("must be an absolute http(s) URL with a host")
     return value
+
+
+def _domain(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # the str type reports it
+    return canonical_host(value.strip().encode("utf-8")) or value  # what the edge compares with
 
 
 def _slug(value: str) -> str:
@@ -145,6 +153,11 @@ Url = Annotated[
     Field(max_length=MAX_URL, json_schema_extra={"pattern": HTTP_URL_PADDED}, examples=["https://example.com/page"]),
     BeforeValidator(_strip),
     AfterValidator(_url),
+]
+DomainName = Annotated[
+    str,
+    BeforeValidator(_domain),
+    Field(max_length=MAX_HOST, examples=["go.example.com"], json_schema_extra={"pattern": HOSTNAME_PATTERN}),
 ]
 Slug = Annotated[
     str,
@@ -358,9 +371,16 @@ class LinkCreate(_Body):
     title: Title | None = None
     notes: Notes | None = None
     utm: Utm | None = None
+    domain: DomainName | None = Field(
+        None, description="Hostname of one of the team's domains; omitted: the service's own domain."
+    )
+    expired_url: Url | None = Field(
+        None, description="Where the link goes once expired or used up (else the domain's expired_url, else 410)."
+    )
+    crawlable: JsonBool = Field(False, description="Let search engines index the link (no X-Robots-Tag: noindex).")
 
 
-NOT_NULL = ("url", "custom_slug", "enabled", "redirect_type", "forward_query")
+NOT_NULL = ("url", "custom_slug", "enabled", "redirect_type", "forward_query", "domain", "crawlable")
 
 
 class LinkUpdate(_Body):
@@ -381,6 +401,11 @@ class LinkUpdate(_Body):
     title: Title | None = None
     notes: Notes | None = None
     utm: Utm | None = None
+    domain: Annotated[DomainName | None, NotNull] = Field(
+        None, description="Moves the link to another of the team's domains (the old URL stops working)."
+    )
+    expired_url: Url | None = None
+    crawlable: Annotated[JsonBool | None, NotNull] = None
 
     @field_validator(*NOT_NULL, mode="before")
     @classmethod

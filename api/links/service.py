@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from pydantic import ValidationError
@@ -27,6 +27,7 @@ from api.pagination import PageParams, paginate
 from api.plans import Plan
 from api.serving import sync as cache_sync
 from api.settings import Settings
+from redirector.hosts import canonical_host
 from redirector.keys import clicks_key
 from redirector.passwords import hash_password_async
 from redirector.rules import RuleError, parse_rules
@@ -42,10 +43,11 @@ class ItemError:
     index: int
     error: str  # conflict | validation_failed | plan_limit
     message: str
+    details: tuple[dict[str, str], ...] = ()  # the fields at fault, when known
 
     def as_api_error(self) -> ApiError:
         kind = {"conflict": Conflict, "plan_limit": PaymentRequired}.get(self.error, ValidationFailed)
-        return kind(self.message)
+        return kind(self.message, details=self.details)
 
 
 @dataclass
@@ -99,6 +101,9 @@ async def prepare(body: LinkCreate) -> dict[str, Any]:
         "notes": body.notes,
         "utm": utm,
         "expires_at": body.expires_at,
+        "domain": body.domain,  # a hostname: resolved to domain_id inside the insert's transaction
+        "expired_url": body.expired_url,
+        "crawlable": body.crawlable,
     }
 
 
@@ -117,7 +122,32 @@ def plan_limit_message(plan: Plan) -> str:
     return f"The {plan.name} plan allows {plan.max_links:,} links; delete some or upgrade to create more."
 
 
-async def _insert_one(conn: Any, team_id: uuid.UUID, index: int, values: dict[str, Any]) -> Row | ItemError:
+def domain_problem(hostname: str) -> str:
+    return f"must be one of this team's domains ('{hostname[:100]}' is not); add it with POST /api/v1/domains first"
+
+
+async def resolve_domain(conn: Any, team_id: uuid.UUID, hostname: str | None, platform: frozenset[str]) -> Any:
+    """``domain_id`` for a link on ``hostname`` (None: the platform's), or a :class:`ValidationFailed`."""
+    if hostname is None or hostname in platform:
+        return None
+    row = await queries.team_domain(conn, team_id, hostname)
+    if row is None:
+        raise invalid("domain", domain_problem(hostname))
+    if row["kind"] == "bio":
+        raise invalid("domain", f"must be a links domain ('{hostname}' serves bio pages only); set its kind to both")
+    return row["id"]
+
+
+async def _insert_one(
+    conn: Any, team_id: uuid.UUID, index: int, values: dict[str, Any], platform: frozenset[str]
+) -> Row | ItemError:
+    values = dict(values)
+    hostname = values.pop("domain", None)
+    try:
+        values["domain_id"] = await resolve_domain(conn, team_id, hostname, platform)
+    except ValidationFailed as e:
+        return ItemError(index, "validation_failed", e.message, tuple(e.details))
+    on = f" on {hostname}" if values["domain_id"] is not None else ""
     custom = values["code"] is not None
     for _ in range(CODE_ATTEMPTS):
         code = values["code"] if custom else random_code()
@@ -129,12 +159,16 @@ async def _insert_one(conn: Any, team_id: uuid.UUID, index: int, values: dict[st
         if row is not None:
             return row
         if custom:
-            return ItemError(index, "conflict", f"The slug '{code}' is already in use.")
+            return ItemError(index, "conflict", f"The slug '{code}' is already in use{on}.")
     return ItemError(index, "conflict", "No free random short code was found; please retry.")
 
 
 async def _insert_all(
-    pool: asyncpg.Pool, team_id: uuid.UUID, plan: Plan, items: Sequence[tuple[int, dict[str, Any]]]
+    pool: asyncpg.Pool,
+    team_id: uuid.UUID,
+    plan: Plan,
+    items: Sequence[tuple[int, dict[str, Any]]],
+    platform: frozenset[str],
 ) -> tuple[list[Row], list[ItemError]]:
     created: list[Row] = []
     errors: list[ItemError] = []
@@ -147,7 +181,7 @@ async def _insert_all(
             if count >= plan.max_links:
                 errors.append(ItemError(index, "plan_limit", plan_limit_message(plan)))
                 continue
-            result = await _insert_one(conn, team_id, index, values)
+            result = await _insert_one(conn, team_id, index, values, platform)
             if isinstance(result, ItemError):
                 errors.append(result)
             else:
@@ -161,10 +195,10 @@ async def create_link(
 ) -> Row:
     """Create one link; raises 402/409/422 as :class:`ApiError`."""
     values = await prepare(body)
-    created, errors = await _insert_all(pool, team_id, plan, [(0, values)])
+    created, errors = await _insert_all(pool, team_id, plan, [(0, values)], settings.platform_hosts)
     if errors:
         raise errors[0].as_api_error()
-    await cache_sync.sync_link(pool, redis, settings.serving, created[0]["code"])
+    await _synced(pool, redis, settings, created[0])
     return created[0]
 
 
@@ -175,10 +209,17 @@ async def create_many(
     prepared = await asyncio.gather(*(_prepare_item(i, item) for i, item in enumerate(items)))
     errors = [p for p in prepared if isinstance(p, ItemError)]
     valid = [(i, p) for i, p in enumerate(prepared) if not isinstance(p, ItemError)]
-    created, insert_errors = await _insert_all(pool, team_id, plan, valid)
+    created, insert_errors = await _insert_all(pool, team_id, plan, valid, settings.platform_hosts)
     for row in created:
-        await cache_sync.sync_link(pool, redis, settings.serving, row["code"])
+        await _synced(pool, redis, settings, row)
     return BulkResult(created, sorted(errors + insert_errors, key=lambda e: e.index))
+
+
+async def _synced(pool: asyncpg.Pool, redis: Redis, settings: Settings, row: Row, *, robots: bool = False) -> None:
+    """Write the link's cache record; and its domain's, whose robots.txt lists the crawlable links."""
+    await cache_sync.sync_link(pool, redis, settings.serving, row["code"], row["domain_id"])
+    if row["domain_id"] is not None and (robots or row["crawlable"]):
+        await cache_sync.sync_domain(pool, redis, settings.serving, row["domain_hostname"])
 
 
 async def get_link(pool: asyncpg.Pool, team_id: uuid.UUID, link_id: str) -> Row:
@@ -189,10 +230,33 @@ async def get_link(pool: asyncpg.Pool, team_id: uuid.UUID, link_id: str) -> Row:
 
 
 async def list_links(
-    pool: asyncpg.Pool, team_id: uuid.UUID, page: PageParams, labels: Sequence[str] = (), search: str | None = None
+    pool: asyncpg.Pool,
+    settings: Settings,
+    team_id: uuid.UUID,
+    page: PageParams,
+    labels: Sequence[str] = (),
+    search: str | None = None,
+    domain: str | None = None,
 ) -> tuple[list[Row], str | None]:
+    """A page of the team's links; ``domain`` (a hostname) keeps those on one domain."""
+    domain_id: uuid.UUID | None | Literal[False] = False
+    if domain:
+        hostname = canonical_host(domain.encode("utf-8"))
+        if hostname in settings.platform_hosts:
+            domain_id = None
+        else:
+            row = await queries.team_domain(pool, team_id, hostname)
+            if row is None:
+                raise ValidationFailed.field("domain", domain_problem(hostname))
+            domain_id = row["id"]
     rows: list[Any] = await queries.list_links(
-        pool, team_id, labels=labels, search=search or None, after=page.after, limit=page.per_page + 1
+        pool,
+        team_id,
+        labels=labels,
+        search=search or None,
+        domain=domain_id,
+        after=page.after,
+        limit=page.per_page + 1,
     )
     return paginate(rows, page.per_page)
 
@@ -203,7 +267,17 @@ async def _changes(body: LinkUpdate) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if "custom_slug" in given:
         changes["code"] = body.custom_slug
-    for name in ("enabled", "redirect_type", "forward_query", "max_clicks", "title", "notes", "expires_at"):
+    for name in (
+        "enabled",
+        "redirect_type",
+        "forward_query",
+        "max_clicks",
+        "title",
+        "notes",
+        "expires_at",
+        "expired_url",
+        "crawlable",
+    ):
         if name in given:
             changes[name] = getattr(body, name)
     if "labels" in given:
@@ -226,6 +300,8 @@ async def update_link(
         row = await queries.get_link(conn, team_id, lid, for_update=True)
         if row is None:
             raise not_found(link_id)
+        if "domain" in given:
+            changes["domain_id"] = await resolve_domain(conn, team_id, body.domain, settings.platform_hosts)
         if "url" in given or "utm" in given:
             url = body.url if body.url is not None else row["url"]
             utm = (body.utm.params() if body.utm else {}) if "utm" in given else dict(row["utm"])
@@ -233,16 +309,21 @@ async def update_link(
         changes = {k: v for k, v in changes.items() if row[k] != v}
         if not changes:
             return row
-        handles = await queries.page_handles_using(conn, lid) if "code" in changes else []
+        moved = "code" in changes or "domain_id" in changes
+        handles = await queries.page_handles_using(conn, lid) if moved else []
         try:
             updated = await queries.update_link(conn, lid, changes)
         except asyncpg.UniqueViolationError:
-            raise Conflict(f"The slug '{changes['code']}' is already in use.") from None
+            on = f" on {body.domain}" if changes.get("domain_id", row["domain_id"]) is not None else ""
+            raise Conflict(f"The slug '{changes.get('code', row['code'])}' is already in use{on}.") from None
         except asyncpg.DataError as e:
             raise ValidationFailed(f"The link cannot be stored: {e}.") from None
-    await cache_sync.sync_link(pool, redis, settings.serving, row["code"])
-    if updated["code"] != row["code"]:
-        await cache_sync.sync_link(pool, redis, settings.serving, updated["code"])
+    robots = "crawlable" in changes or "enabled" in changes or moved
+    await _synced(pool, redis, settings, row, robots=robots)
+    if moved:
+        await _synced(pool, redis, settings, updated, robots=robots)
+    elif robots and updated["domain_id"] is not None:
+        await cache_sync.sync_domain(pool, redis, settings.serving, updated["domain_hostname"])
     for handle in handles:
         await cache_sync.sync_page(pool, redis, settings.serving, handle)
     return updated
@@ -257,7 +338,7 @@ async def delete_link(pool: asyncpg.Pool, redis: Redis, settings: Settings, team
             raise not_found(link_id)
         handles = await queries.page_handles_using(conn, lid)  # before ON DELETE SET NULL forgets them
         await queries.delete_link(conn, team_id, lid)
-    await cache_sync.sync_link(pool, redis, settings.serving, row["code"])
+    await _synced(pool, redis, settings, row)
     for handle in handles:
         await cache_sync.sync_page(pool, redis, settings.serving, handle)
     try:

@@ -29,8 +29,10 @@ class ServingConfig:
             bio_base_url=base_url("BIO_BASE_URL", env.get("BIO_BASE_URL", "")),
         )
 
-    def short_url(self, code: str) -> str:
-        return f"{self.public_base_url}/{code}"
+    def short_url(self, code: str, hostname: str | None = None) -> str:
+        """The public URL of a link: on its team's domain (always https: TLS is on-demand there), else
+        on ``PUBLIC_BASE_URL``."""
+        return f"https://{hostname}/{code}" if hostname else f"{self.public_base_url}/{code}"
 
     def bio_url(self, handle: str) -> str:
         """Public URL of a bio page: ``/{handle}`` on a bio host of its own, else ``/@{handle}``."""

@@ -7,7 +7,7 @@ from redirector.cache import LinkRecord, encode_record
 
 LINK_RECORD_COLUMNS = (
     "id, team_id, code, destination, enabled, expires_at, redirect_type, forward_query, max_clicks, "
-    "password_hash, routing_rules"
+    "password_hash, routing_rules, domain_id, expired_url, crawlable"
 )
 
 
@@ -24,6 +24,8 @@ def link_record(row: Row) -> LinkRecord:
         forward_query=row["forward_query"],
         max_clicks=row["max_clicks"],
         password_hash=row["password_hash"],
+        expired_url=row["expired_url"],
+        crawlable=row["crawlable"],
         raw_rules=tuple(row["routing_rules"] or ()),
     )
 

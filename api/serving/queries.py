@@ -18,7 +18,11 @@ PAGE_COLUMNS = (
 )
 BLOCK_COLUMNS = (
     "b.id, b.page_id, b.type, b.label, b.url, b.link_id, b.icon, b.sort_order, b.is_active, b.config, "
-    "b.created_at, b.updated_at, l.code AS link_code, l.title AS link_title, l.destination AS link_destination"
+    "b.created_at, b.updated_at, l.code AS link_code, l.title AS link_title, l.destination AS link_destination, "
+    # link_ref: what the edge's link key is built from (redirector.keys.link_key); link_hostname: its
+    # domain (NULL: the platform's)
+    "CASE WHEN l.domain_id IS NULL THEN l.code ELSE l.domain_id::text || '/' || l.code END AS link_ref, "
+    "ld.hostname AS link_hostname"
 )
 
 
@@ -48,6 +52,7 @@ async def blocks_of(conn: Conn, page_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID
         return out
     rows = await conn.fetch(
         f"SELECT {BLOCK_COLUMNS} FROM bio_blocks b LEFT JOIN links l ON l.id = b.link_id "
+        "LEFT JOIN domains ld ON ld.id = l.domain_id "
         "WHERE b.page_id = ANY($1::uuid[]) ORDER BY b.page_id, b.sort_order, b.created_at, b.id",
         list(page_ids),
     )

@@ -91,8 +91,8 @@ def _items(handle: str, blocks: Sequence[Row], out: Rendered) -> list[dict[str, 
         config: Mapping[str, Any] = b["config"] or {}
         href = f"/@{handle}/b/{bid}"
         if kind == "link":
-            if b["link_id"] and b.get("link_code"):
-                out.block_links[bid] = b["link_code"]
+            if b["link_id"] and b.get("link_ref"):
+                out.block_links[bid] = b["link_ref"]
                 text = label or b.get("link_title") or _host(b.get("link_destination") or "") or "Link"
             elif url:
                 out.blocks[bid] = url

@@ -27,10 +27,20 @@ from redis.exceptions import RedisError
 
 from api.serving import pages as page_records
 from api.serving.config import ServingConfig
+from api.serving.domains import domain_record, iter_domain_records
 from api.serving.links import LINK_RECORD_COLUMNS, encode_link_row
 from kit.postgres import Conn
 from kit.redis import is_cluster
-from redirector.keys import RESET, clicks_key, invalidation_channel, link_key, page_key, ready_key, ready_marker_key
+from redirector.keys import (
+    RESET,
+    clicks_key,
+    domain_key,
+    invalidation_channel,
+    link_key,
+    page_key,
+    ready_key,
+    ready_marker_key,
+)
 
 log = logging.getLogger("linkedge.cache")
 
@@ -38,18 +48,40 @@ Progress = Callable[[int, int], None]
 BATCH = 500
 
 
+def link_ref(code: str, domain_id: object | None = None) -> str:
+    """How a link is named in the cache: its code on the platform's domain, ``{domain id}/{code}``
+    on a team's own (the part of :func:`redirector.keys.link_key` after the prefix)."""
+    return code if domain_id is None else f"{domain_id}/{code}"
+
+
+def split_ref(ref: str) -> tuple[str | None, str]:
+    domain_id, _, code = ref.rpartition("/")
+    return domain_id or None, code
+
+
 def cache_key(settings: ServingConfig, kind: str, ref: str) -> str:
     if kind == "link":
-        return link_key(settings.key_prefix, ref)
+        domain_id, code = split_ref(ref)
+        return link_key(settings.key_prefix, code, domain_id)
     if kind == "page":
         return page_key(settings.key_prefix, ref)
+    if kind == "domain":
+        return domain_key(settings.key_prefix, ref)
     raise ValueError(f"unknown cache record kind {kind!r}")
 
 
 async def _current(conn: Conn, settings: ServingConfig, kind: str, ref: str) -> bytes | None:
     if kind == "link":
-        row = await conn.fetchrow(f"SELECT {LINK_RECORD_COLUMNS} FROM links WHERE code = $1", ref)
+        domain_id, code = split_ref(ref)
+        if domain_id is None:
+            sql = f"SELECT {LINK_RECORD_COLUMNS} FROM links WHERE domain_id IS NULL AND code = $1"
+            row = await conn.fetchrow(sql, code)
+        else:
+            sql = f"SELECT {LINK_RECORD_COLUMNS} FROM links WHERE domain_id = $1::uuid AND code = $2"
+            row = await conn.fetchrow(sql, domain_id, code)
         return encode_link_row(row) if row else None
+    if kind == "domain":
+        return await domain_record(conn, ref)
     return await page_records.page_record_by_handle(conn, settings, ref)
 
 
@@ -72,9 +104,16 @@ async def _sync(pool: asyncpg.Pool, redis: Redis, settings: ServingConfig, kind:
         return False
 
 
-async def sync_link(pool: asyncpg.Pool, redis: Redis, settings: ServingConfig, code: str) -> bool:
-    """Make the cache record of ``code`` match PostgreSQL. False when queued for repair."""
-    return await _sync(pool, redis, settings, "link", code)
+async def sync_link(
+    pool: asyncpg.Pool, redis: Redis, settings: ServingConfig, code: str, domain_id: object | None = None
+) -> bool:
+    """Make the cache record of ``code`` (on ``domain_id``'s domain) match PostgreSQL. False when queued for repair."""
+    return await _sync(pool, redis, settings, "link", link_ref(code, domain_id))
+
+
+async def sync_domain(pool: asyncpg.Pool, redis: Redis, settings: ServingConfig, hostname: str) -> bool:
+    """Make the cache record of domain ``hostname`` match PostgreSQL (gone unless verified and live)."""
+    return await _sync(pool, redis, settings, "domain", hostname)
 
 
 async def sync_page(pool: asyncpg.Pool, redis: Redis, settings: ServingConfig, handle: str) -> bool:
@@ -125,7 +164,8 @@ async def rebuild_all(
             counters: list[tuple[str, bytes | str]] = []
             query = f"SELECT {LINK_RECORD_COLUMNS}, scan_count FROM links"
             async for row in conn.cursor(query, prefetch=BATCH):
-                batch.append((link_key(prefix, row["code"]), encode_link_row(row)))
+                domain_id = str(row["domain_id"]) if row["domain_id"] is not None else None
+                batch.append((link_key(prefix, row["code"], domain_id), encode_link_row(row)))
                 if row["max_clicks"] is not None:
                     counters.append((clicks_key(prefix, str(row["id"])), str(row["scan_count"])))
                 if len(batch) >= BATCH:
@@ -140,9 +180,14 @@ async def rebuild_all(
             async for handle, value in page_records.iter_page_records(conn, settings):
                 pages.append((page_key(prefix, handle), value))
             written += await _write_batch(redis, pages, only_missing)
+            domains: list[tuple[str, bytes | str]] = [
+                (domain_key(prefix, host), value) async for host, value in iter_domain_records(conn)
+            ]
+            written += await _write_batch(redis, domains, only_missing)
         if not only_missing:
             await _sweep_links(conn, redis, settings)
             await _sweep_keys(redis, settings, page_key(prefix, ""), {key for key, _ in pages})
+            await _sweep_keys(redis, settings, domain_key(prefix, ""), {key for key, _ in domains})
     await mark_ready(redis, settings)
     # The records above were written without announcing each key: tell every edge to forget what
     # it cached (misses included), so links are served again as soon as they are back.
@@ -185,9 +230,14 @@ async def _sweep_links(conn: Conn, redis: Redis, settings: ServingConfig) -> Non
 async def _drop_stale(conn: Conn, redis: Redis, prefix: str, channel: str, keys: list[str]) -> None:
     if not keys:
         return
-    codes = [k[len(prefix) :] for k in keys]
-    live = {r["code"] for r in await conn.fetch("SELECT code FROM links WHERE code = ANY($1::text[])", codes)}
-    await _unlink(redis, channel, [prefix + c for c in codes if c not in live])
+    refs = [k[len(prefix) :] for k in keys]
+    rows = await conn.fetch(
+        "SELECT CASE WHEN domain_id IS NULL THEN code ELSE domain_id::text || '/' || code END AS ref "
+        "FROM links WHERE code = ANY($1::text[])",
+        list({split_ref(ref)[1] for ref in refs}),
+    )
+    live = {r["ref"] for r in rows}
+    await _unlink(redis, channel, [prefix + ref for ref in refs if ref not in live])
 
 
 async def _sweep_keys(redis: Redis, settings: ServingConfig, match_prefix: str, live: set[str]) -> None:

@@ -33,6 +33,9 @@ LINK_FIELDS = {
     "title",
     "notes",
     "utm",
+    "domain",
+    "expired_url",
+    "crawlable",
 }
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -49,6 +52,7 @@ def test_create_with_defaults(client, make_key, db) -> None:
     assert set(data) == LINK_FIELDS
     assert re.fullmatch(r"[A-Za-z0-9]{7}", data["short_code"])
     assert data["short_url"] == f"http://sho.rt/{data['short_code']}"
+    assert data["domain"] == "sho.rt" and data["expired_url"] is None and data["crawlable"] is False
     assert uuid.UUID(data["id"])
     assert data["destination"] == "https://example.com/a"
     assert (data["enabled"], data["labels"], data["routing_rules"]) == (True, [], [])

@@ -32,6 +32,7 @@ import httpx
 import pytest
 
 from api.fields import NFKC_URL_DELIMITERS, WS, nfkc_url_delimiters
+from tests.dns_server import DnsServer
 from tests.support import TeamKey, team_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,12 @@ def free_port() -> int:
 
 @pytest.fixture
 def api_server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """The API as its own process on a free port; its base URL."""
+    """The API as its own process on a free port, with a DNS server of its own; its base URL."""
+    with DnsServer() as dns:
+        yield from _api_server({**env, "DNS_RESOLVER": dns.address}, tmp_path)
+
+
+def _api_server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "api.log").open("wb")
     proc = subprocess.Popen(

@@ -329,3 +329,57 @@ def test_up_runs_the_stack_prints_a_working_key_and_stops_on_sigint(cli_env):
         rest = proc.communicate(timeout=40)[0]
     assert proc.returncode == 0, rest
     assert "linkedge: stopping" in rest
+
+
+def test_domain_add_verified_then_links_on_it_import_export_and_rebuild(
+    run, cli_env, database_url, redis_url, tmp_path
+):
+    import redis
+
+    from redirector.cache import decode_domain, decode_record
+    from redirector.keys import domain_key, link_key
+
+    run("team", "create", "acme", "--plan", "free")
+    status, out, _ = run("domain", "add", "GO.Acme.Test", "--team", "acme", "--verified")
+    assert status == 0 and out.startswith("added go.acme.test to team acme (links, verified;")
+    # The operator's add skips the plan's limit (free: 1 domain) and the DNS proof.
+    status, out, _ = run("domain", "add", "second.acme.test", "--team", "acme")
+    assert status == 0 and "not verified yet" in out and "TXT _linkedge-challenge.second.acme.test = " in out
+    refused = run("domain", "add", "localhost", "--team", "acme")[2]
+    assert refused.startswith("linkedge: error: Invalid value for hostname")
+    unknown = run("domain", "verify", "second.acme.test", "--team", "nobody")[2]
+    assert unknown == "linkedge: error: no team named 'nobody'\n"
+    assert run("domain", "verify", "second.acme.test", "--team", "acme")[0] == 0
+    assert run("domain", "list", "--team", "acme")[1] == (
+        "go.acme.test\tacme\tlinks\tverified\nsecond.acme.test\tacme\tlinks\tverified\n"
+    )
+
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "url,custom_slug,domain,crawlable\n"
+        "https://example.com/a,same,go.acme.test,true\n"
+        "https://example.com/b,same,,\n"
+        "https://example.com/c,same,go.acme.test,\n"
+    )
+    status, out, err = run("links", "import", str(source), "--team", "acme")
+    assert "created 2 links; 1 rows failed" in out
+    assert "row 3: The slug 'same' is already in use on go.acme.test." in err
+    status, out, _ = run("links", "export", "--team", "acme", "--format", "csv")
+    rows = sorted(csv.DictReader(io.StringIO(out)), key=lambda r: r["domain"])
+    assert [(r["domain"], r["short_url"], r["crawlable"]) for r in rows] == [
+        ("go.acme.test", "https://go.acme.test/same", "true"),
+        ("sho.rt", "http://sho.rt/same", "false"),
+    ]
+
+    prefix = cli_env["KEY_PREFIX"]
+    domain_id = sql(database_url, "SELECT id FROM domains WHERE hostname = 'go.acme.test'")[0]["id"]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.unlink(*client.scan_iter(match=f"{prefix}*"))
+        assert run("cache", "rebuild")[0] == 0
+        assert decode_record(client.get(link_key(prefix, "same", str(domain_id)))).url == "https://example.com/a"
+        assert decode_record(client.get(link_key(prefix, "same"))).url == "https://example.com/b"
+        record = decode_domain(client.get(domain_key(prefix, "go.acme.test")))
+        assert record.robots == b"User-agent: *\nAllow: /same$\nDisallow: /\n"
+    finally:
+        client.close()
