@@ -6,7 +6,7 @@ field ``e`` (:data:`EVENT_FIELD`), one event per line, with the edge's batch id 
 name the position of each column::
 
     1 <kind> <ts_ms> <team> <link> <page> <block> <country> <device> <os>
-      <browser> <referrer> <visitor> <bot> <source> <extra>
+      <browser> <referrer> <visitor> <bot> <source> <extra> <domain>
 
 Streams are sharded (``EVENT_SHARDS``) so that workers split the work and a Redis Cluster
 spreads the keys; each shard key carries its own hash tag. Decoding is lenient: unknown
@@ -30,7 +30,11 @@ CLICK = "c"  # a counted redirect of a short link (also through a bio block with
 VIEW = "v"  # a bio page view
 BLOCK_CLICK = "b"  # a click on a bio block that points straight at a URL
 FORM = "f"  # a bio form submission; ``extra`` holds the submitted fields as JSON
-KINDS = frozenset({CLICK, VIEW, BLOCK_CLICK, FORM})
+ORPHAN = "o"  # a visit to a team domain that reached no link: ``extra`` is one of ORPHAN_KINDS
+KINDS = frozenset({CLICK, VIEW, BLOCK_CLICK, FORM, ORPHAN})
+ORPHAN_ROOT = "root"  # the domain's / (without a bio page there)
+ORPHAN_NOT_FOUND = "not_found"  # a code the domain does not have
+ORPHAN_KINDS = (ORPHAN_ROOT, ORPHAN_NOT_FOUND)
 
 # The columns of an event line, by position. Plain ints: the workers index split lines with them
 # in their hot loop.
@@ -50,7 +54,8 @@ COL_VISITOR = 12
 COL_BOT = 13
 COL_SOURCE = 14
 COL_EXTRA = 15
-COLUMNS = 16  # columns in a current line
+COL_DOMAIN = 16  # the team domain the request came in on ("": the platform's)
+COLUMNS = 17  # columns in a current line
 
 # Tabs and line breaks inside a field would split it: every writer of event lines replaces them.
 FIELD_CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
@@ -77,6 +82,7 @@ class Event:
     bot: bool = False
     source: str = ""  # direct | qr | bio | api ...
     extra: str = ""
+    domain_id: str = ""
 
 
 # Each field of Event and its column: the fields follow the version in column order.
@@ -96,6 +102,7 @@ _FIELD_COLUMNS = {
     "bot": COL_BOT,
     "source": COL_SOURCE,
     "extra": COL_EXTRA,
+    "domain_id": COL_DOMAIN,
 }
 assert list(_FIELD_COLUMNS) == [f.name for f in fields(Event)], "Event's fields and the columns disagree"
 assert COL_VERSION == 0 and list(_FIELD_COLUMNS.values()) == list(range(1, COLUMNS)), "columns must be 0..COLUMNS-1"
@@ -126,6 +133,7 @@ def event_columns(event: Event) -> list[str]:
         "1" if event.bot else "0",
         event.source,
         event.extra,
+        event.domain_id,
     ]
 
 
@@ -167,6 +175,7 @@ def decode_event(line: str) -> Event | None:
         bot=parts[COL_BOT] == "1",
         source=parts[COL_SOURCE],
         extra=parts[COL_EXTRA],
+        domain_id=parts[COL_DOMAIN],
     )
 
 

@@ -22,6 +22,7 @@ from redirector.events import (
     COL_BROWSER,
     COL_COUNTRY,
     COL_DEVICE,
+    COL_DOMAIN,
     COL_EXTRA,
     COL_KIND,
     COL_LINK,
@@ -46,7 +47,7 @@ from redirector.views import send_error, send_response
 # the agent's ``tsv`` DEVICE..BROWSER). ``test_hit_line_fills_every_named_column`` decodes a line.
 _EMIT_ORDER = (
     *(COL_VERSION, COL_KIND, COL_TS, COL_TEAM, COL_LINK, COL_PAGE, COL_BLOCK, COL_COUNTRY),
-    *(COL_DEVICE, COL_OS, COL_BROWSER, COL_REFERRER, COL_VISITOR, COL_BOT, COL_SOURCE, COL_EXTRA),
+    *(COL_DEVICE, COL_OS, COL_BROWSER, COL_REFERRER, COL_VISITOR, COL_BOT, COL_SOURCE, COL_EXTRA, COL_DOMAIN),
 )
 assert _EMIT_ORDER == tuple(range(COLUMNS)), "Hit.emit's columns are out of order"
 _ID_TABS = COL_BLOCK - COL_TEAM  # separators inside ``ids``
@@ -207,6 +208,7 @@ class Hit:
         block_id: str = "",
         source: str = "",
         extra: str = "",
+        domain_id: str = "",
     ) -> None:
         """Buffer one event line, byte for byte what :func:`redirector.events.encode_event` makes.
 
@@ -221,6 +223,6 @@ class Hit:
         line = (
             f"{EVENT_VERSION}\t{kind}\t{int(self.now * 1000)}\t{ids}\t{self.country}\t{agent.tsv}\t"
             f"{self.referrer}\t{self.visitor}\t{'1' if agent.bot else '0'}\t{source or self.source}\t"
-            f"{extra.translate(FIELD_CLEAN) if extra else ''}"
+            f"{extra.translate(FIELD_CLEAN) if extra else ''}\t{domain_id}"
         )
         self.edge.emitter.emit(line)

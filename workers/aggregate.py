@@ -9,6 +9,7 @@ CLICK/BLOCK_CLICK with block    block: clicks, visitors; page: clicks (visitors 
                                 its viewers, so a block click adds none)
 VIEW                            page: views, visitors, breakdowns
 FORM                            a ``form_submissions`` row
+ORPHAN (human)                  the domain's ``domain_orphan_hourly`` visits of its kind
 ==============================  ==============================================================
 
 Lines that do not decode, or whose ids are not UUIDs, are skipped and counted in ``bad``.
@@ -36,6 +37,7 @@ from redirector.events import (
     CLICK,
     COL_BLOCK,
     COL_BOT,
+    COL_DOMAIN,
     COL_EXTRA,
     COL_KIND,
     COL_LINK,
@@ -49,6 +51,8 @@ from redirector.events import (
     EVENT_VERSION,
     FORM,
     KINDS,
+    ORPHAN,
+    ORPHAN_KINDS,
     VIEW,
     decode_event,
     event_columns,
@@ -100,6 +104,7 @@ class Batch:
     totals: dict[str, Total] = field(default_factory=dict)
     links: dict[str, list[int]] = field(default_factory=dict)  # link id -> [human clicks, last ms]
     forms: list[tuple[str | None, str, str | None, Any, str, int]] = field(default_factory=list)
+    orphans: Counter[tuple[str, int, str]] = field(default_factory=Counter)  # (domain id, hour ms, kind)
 
 
 class Aggregator:
@@ -150,7 +155,14 @@ class Aggregator:
             if team is None or link is None or page is None or block is None or not 0 < ts < _MAX_TS_MS:
                 b.bad += 1
                 continue
-            if kind == FORM:
+            if kind == ORPHAN:
+                domain = ids[p[COL_DOMAIN]] if p[COL_DOMAIN] in ids else canon(p[COL_DOMAIN])
+                if not domain or p[COL_EXTRA] not in ORPHAN_KINDS:
+                    b.bad += 1
+                    continue
+                if p[COL_BOT] != "1":
+                    b.orphans[(domain, ts - ts % HOUR_MS, p[COL_EXTRA])] += 1
+            elif kind == FORM:
                 data = _form_data(p[COL_EXTRA])
                 if not page or data is None:
                     b.bad += 1

@@ -80,6 +80,15 @@ FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::text[], $6::big
 """
 
 
+_ORPHANS = """
+INSERT INTO domain_orphan_hourly AS o (domain_id, hour, kind, visits)
+SELECT u.d, to_timestamp(u.h / 1000), u.k, u.n
+FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[]) AS u(d, h, k, n)
+WHERE EXISTS (SELECT 1 FROM domains WHERE id = u.d)  -- a domain deleted since: nothing to count
+ON CONFLICT (domain_id, hour, kind) DO UPDATE SET visits = o.visits + EXCLUDED.visits
+"""
+
+
 async def load_watermarks(conn: Conn, shards: list[int]) -> dict[int, str]:
     """Last applied stream id of each shard (``0-0`` for a shard never applied)."""
     rows = await conn.fetch("SELECT shard, last_id FROM rollup_watermarks WHERE shard = ANY($1::int[])", shards)
@@ -205,6 +214,11 @@ async def _write_rest(conn: Conn, batch: Batch) -> None:
     if batch.forms:
         columns: list[list[Any]] = [list(c) for c in zip(*batch.forms, strict=True)]
         await conn.execute(_FORMS, *columns)
+    if batch.orphans:
+        keys = sorted(batch.orphans)
+        await conn.execute(
+            _ORPHANS, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [batch.orphans[k] for k in keys]
+        )
 
 
 def _truncated(rows: list[tuple[str, int, int, str, int]]) -> list[tuple[str, int, int, str, int]]:

@@ -11,16 +11,19 @@ from api.auth import Principal, require
 from api.domains import service
 from api.domains.objects import DeletedDomainEnvelope, DomainEnvelope, DomainListEnvelope, domain_object
 from api.domains.schemas import DomainCreate, DomainUpdate
-from api.envelope import ok
+from api.envelope import ok, rfc3339
 from api.fields import strict_json
 from api.openapi import BODY_ERRORS, error_responses
 from api.pagination import PageParams, page_params
+from api.params import Interval, WindowParams
 from api.state import ApiRequest
+from api.stats.window import parse_window
 
 router = APIRouter(prefix="/domains", tags=["domains"], dependencies=[Depends(strict_json)])
 
 Reader = Annotated[Principal, Depends(require("domains:read"))]
 Writer = Annotated[Principal, Depends(require("domains:write"))]
+Analyst = Annotated[Principal, Depends(require("domains:read"))]
 Page = Annotated[PageParams, Depends(page_params)]
 
 
@@ -122,3 +125,24 @@ async def verify_domain(domain_id: str, request: ApiRequest, principal: Writer) 
     resolver = request.state["resolver"]
     row = await service.verify_domain(ctx(request), resolver, principal.team_id, domain_id)
     return ok(request, domain_object(row, request.state["settings"]))
+
+
+@router.get("/{domain_id}/stats", summary="Orphan visits of a domain", responses=errors(404, 422))
+async def domain_stats(
+    domain_id: str, request: ApiRequest, principal: Analyst, query: WindowParams, interval: Interval = None
+) -> Response:
+    """Visits that reached no link (Shlink's "orphan visits"), bots aside: `root` (the domain's `/`,
+    unless a bio page is shown there) and `not_found` (a code the domain does not have), over the
+    window (the same `from`/`to`/`tz` as link stats, clamped to the plan's retention)."""
+    pg = request.state["pg"]
+    row = await service.get_domain(pg, principal.team_id, domain_id)
+    window = parse_window(principal.plan, query, interval)
+    counts = await service.orphan_visits(pg, row["id"], window.start, window.end)
+    data = {
+        "domain_id": str(row["id"]),
+        "hostname": row["hostname"],
+        "from": rfc3339(window.start),
+        "to": rfc3339(window.end),
+        "orphan_visits": {**counts, "total": sum(counts.values())},
+    }
+    return ok(request, data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,7 @@ from api.pagination import PageParams, paginate
 from api.plans import Plan
 from api.serving import sync as cache_sync
 from api.settings import Settings
+from redirector.events import ORPHAN_KINDS
 
 Row = Any  # an asyncpg.Record of the domains table, with links_count
 
@@ -175,3 +177,17 @@ async def verify_domain(ctx: Ctx, resolver: dns.asyncresolver.Resolver, team_id:
         row = await queries.get_domain(conn, team_id, did)
     await cache_sync.sync_domain(ctx.pool, ctx.redis, ctx.settings.serving, row["hostname"])
     return row
+
+
+async def orphan_visits(pool: asyncpg.Pool, domain_id: uuid.UUID, start: datetime, end: datetime) -> dict[str, int]:
+    """Human visits of the domain that reached no link, by kind, in ``[start, end)``."""
+    rows = await pool.fetch(
+        "SELECT kind, sum(visits)::bigint AS n FROM domain_orphan_hourly "
+        "WHERE domain_id = $1 AND hour >= $2 AND hour < $3 GROUP BY kind",
+        domain_id,
+        start,
+        end,
+    )
+    counts = dict.fromkeys(ORPHAN_KINDS, 0)
+    counts.update({r["kind"]: int(r["n"]) for r in rows})
+    return counts

@@ -366,3 +366,21 @@ def test_deleting_an_empty_domain_needs_no_force(api: Api) -> None:
     domain = add(api)
     assert api.delete(f"/domains/{domain['id']}").status_code == 200
     assert api.get("/domains").json()["data"] == []
+
+
+def test_domain_stats_sum_orphan_visits_in_the_window(api: Api, make_api: Callable[..., Api], dns, db) -> None:
+    domain = verified(api, dns)
+    db(
+        "INSERT INTO domain_orphan_hourly (domain_id, hour, kind, visits) VALUES "
+        "($1, date_trunc('hour', now()), 'root', 4), ($1, date_trunc('hour', now()), 'not_found', 2), "
+        "($1, date_trunc('hour', now()) - interval '3 hours', 'not_found', 5), "
+        "($1, now() - interval '400 days', 'root', 100)",
+        domain["id"],
+    )
+    r = api.get(f"/domains/{domain['id']}/stats")
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["hostname"] == HOST
+    assert data["orphan_visits"] == {"root": 4, "not_found": 7, "total": 11}
+    assert make_api("globex").get(f"/domains/{domain['id']}/stats").status_code == 404
+    assert error(api.get(f"/domains/{domain['id']}/stats?tz=Mars/Base"), 422)["details"][0]["field"] == "tz"

@@ -103,9 +103,12 @@ def test_event_golden_line_and_named_columns() -> None:
         bot=True,
         source="bio",
         extra="{}",
+        domain_id="dom",
     )
     line = encode_event(event)
-    assert line == "1\tf\t1780000000123\tteam\tlink\tpage\tblock\tDE\tmobile\tios\tsafari\ta.example\tf00d\t1\tbio\t{}"
+    assert line == (
+        "1\tf\t1780000000123\tteam\tlink\tpage\tblock\tDE\tmobile\tios\tsafari\ta.example\tf00d\t1\tbio\t{}\tdom"
+    )
     parts = line.split("\t")
     assert len(parts) == events.COLUMNS
     named = {
@@ -125,6 +128,7 @@ def test_event_golden_line_and_named_columns() -> None:
         events.COL_BOT: "1",
         events.COL_SOURCE: event.source,
         events.COL_EXTRA: event.extra,
+        events.COL_DOMAIN: event.domain_id,
     }
     assert sorted(named) == list(range(events.COLUMNS))
     assert {col: parts[col] for col in named} == named

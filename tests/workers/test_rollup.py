@@ -162,3 +162,37 @@ async def test_the_schema_allows_exactly_the_dimensions(pg: asyncpg.Pool) -> Non
         "AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%dimension%'"
     )
     assert re.findall(r"'(\w+)'::text", check) == list(DIMENSIONS)
+
+
+async def test_orphan_visits_are_counted_per_domain_hour_and_kind_once(
+    settings: Settings, pg: asyncpg.Pool, redis: Redis
+) -> None:
+    from uuid import uuid4
+
+    from redirector.events import ORPHAN, ORPHAN_NOT_FOUND, ORPHAN_ROOT
+
+    team, domain, gone = uuid4(), uuid4(), str(uuid4())
+    await pg.execute("INSERT INTO teams (id, name) VALUES ($1, 'orphans')", team)
+    await pg.execute(
+        "INSERT INTO domains (id, team_id, hostname, challenge_token) VALUES ($1, $2, 'go.o.test', 't')", domain, team
+    )
+
+    def visit(kind: str, at: int, *, bot: bool = False, on: str = str(domain)) -> str:
+        return encode_event(Event(ORPHAN, at, str(team), bot=bot, extra=kind, domain_id=on))
+
+    hour = 3_600_000
+    batch = [visit(ORPHAN_ROOT, BASE_MS)] * 3 + [visit(ORPHAN_NOT_FOUND, BASE_MS + 1)] * 2
+    batch += [visit(ORPHAN_NOT_FOUND, BASE_MS + hour), visit(ORPHAN_ROOT, BASE_MS, bot=True)]
+    batch += [visit(ORPHAN_ROOT, BASE_MS, on=gone)]  # a domain deleted meanwhile: dropped, not an error
+    bad = [visit("sideways", BASE_MS), visit(ORPHAN_ROOT, BASE_MS, on="not-a-uuid")]
+    await push(redis, settings.key_prefix, [*batch, *bad])
+
+    rollup = Rollup(settings, pg, redis)
+    await rollup.drain()
+    await rollup.drain()  # nothing is counted twice
+
+    rows = await pg.fetch("SELECT hour, kind, visits FROM domain_orphan_hourly WHERE domain_id = $1", domain)
+    start = BASE_MS - BASE_MS % hour
+    got = {(int(r["hour"].timestamp() * 1000) - start, r["kind"]): r["visits"] for r in rows}
+    assert got == {(0, ORPHAN_ROOT): 3, (0, ORPHAN_NOT_FOUND): 2, (hour, ORPHAN_NOT_FOUND): 1}
+    assert rollup.metrics.registry.get_sample_value("linkedge_rollup_bad_lines_total") == len(bad)
