@@ -12,10 +12,20 @@ from typing import Any
 
 import asyncpg
 
-from api.serving.queries import PAGE_COLUMNS
+from api.serving.queries import PAGE_COLUMNS, PAGE_DOMAIN
 from kit.postgres import Conn
 
-PAGE_FIELDS = ("handle", "display_name", "headline", "bio", "avatar_url", "theme", "seo", "page_data")
+PAGE_FIELDS = (
+    "handle",
+    "display_name",
+    "headline",
+    "bio",
+    "avatar_url",
+    "theme",
+    "seo",
+    "page_data",
+    "domain_id",
+)
 BLOCK_FIELDS = ("type", "label", "url", "link_id", "icon", "sort_order", "is_active", "config")
 
 
@@ -38,9 +48,10 @@ async def count_pages(conn: Conn, team_id: uuid.UUID) -> int:
 async def get_page(
     conn: Conn, team_id: uuid.UUID, page_id: uuid.UUID, *, for_update: bool = False
 ) -> asyncpg.Record | None:
-    lock = " FOR UPDATE" if for_update else ""
+    lock = " FOR UPDATE OF p" if for_update else ""
     return await conn.fetchrow(
-        f"SELECT {PAGE_COLUMNS} FROM bio_pages p WHERE p.id = $1 AND p.team_id = $2 AND p.deleted_at IS NULL{lock}",
+        f"SELECT {PAGE_COLUMNS} FROM bio_pages p{PAGE_DOMAIN} "
+        f"WHERE p.id = $1 AND p.team_id = $2 AND p.deleted_at IS NULL{lock}",
         page_id,
         team_id,
     )
@@ -66,8 +77,15 @@ async def list_pages(
         where += f" AND (p.created_at, p.id) < (${len(args) - 1}, ${len(args)})"
     return await conn.fetch(
         f"SELECT {PAGE_COLUMNS}, (SELECT count(*) FROM bio_blocks b WHERE b.page_id = p.id) AS blocks_count "
-        f"FROM bio_pages p WHERE {where} ORDER BY p.created_at DESC, p.id DESC LIMIT $2",
+        f"FROM bio_pages p{PAGE_DOMAIN} WHERE {where} ORDER BY p.created_at DESC, p.id DESC LIMIT $2",
         *args,
+    )
+
+
+async def bio_domain(conn: Conn, team_id: uuid.UUID, hostname: str) -> asyncpg.Record | None:
+    """The team's live domain ``hostname`` (``id``, ``kind``), else None."""
+    return await conn.fetchrow(
+        "SELECT id, kind FROM domains WHERE team_id = $1 AND hostname = $2 AND deleted_at IS NULL", team_id, hostname
     )
 
 

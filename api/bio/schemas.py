@@ -31,6 +31,7 @@ from api.fields import (
     one_of_caseless,
 )
 from api.jsontext import check_json
+from api.links.schemas import DomainName
 from api.serving.embeds import PROVIDERS
 from api.serving.themes import BUTTON_STYLES, FONTS, PALETTE_ALIASES, PALETTES, normalise_accent, palette_name
 from redirector.rules import is_http_url
@@ -346,6 +347,9 @@ class BioPageCreate(ProfileIn):
         200, description="Wanted handle; when it is missing, taken, reserved or not a handle, a readable one is made."
     )
     blocks: list[NewBlockIn] | None = Field(default=None, max_length=MAX_BLOCKS)
+    domain: DomainName | None = Field(
+        default=None, description="One of the team's bio domains (kind bio or both): its / shows this page."
+    )
 
 
 class BioPageUpdate(ProfileIn):
@@ -360,6 +364,9 @@ class BioPageUpdate(ProfileIn):
     )
     blocks: list[BlockIn] | None = Field(default=None, max_length=MAX_BLOCKS)
     is_published: JsonBool | None = None
+    domain: DomainName | None = Field(
+        default=None, description="One of the team's bio domains whose / shows this page; null unbinds it."
+    )
 
 
 class LinkItemIn(BaseModel):

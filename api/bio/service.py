@@ -23,7 +23,7 @@ from api.bio import queries
 from api.bio.blocks import links_as_blocks, parse_uuid, replace_blocks
 from api.bio.handles import candidates, handle_problem, slugify
 from api.bio.schemas import BlockIn, LinkItemIn
-from api.errors import NotFound, PaymentRequired, ValidationFailed
+from api.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
 from api.serving import sync as cache_sync
 from api.serving.queries import blocks_of
 from api.settings import Settings
@@ -59,6 +59,8 @@ class Change:
     blocks: list[BlockIn] | None = None
     links: list[LinkItemIn] | None = None
     is_published: bool | None = None
+    domain: str | None = None  # a hostname to bind the page to, when ``domain_given``
+    domain_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,12 @@ def _block_items(change: Change, stored_blocks: Sequence[asyncpg.Record]) -> lis
 
 
 async def _insert_with_handle(
-    conn: Conn, page_id: uuid.UUID, team_id: uuid.UUID, wanted: str | None, fields: dict[str, Any]
+    conn: Conn,
+    page_id: uuid.UUID,
+    team_id: uuid.UUID,
+    wanted: str | None,
+    fields: dict[str, Any],
+    hostname: str | None = None,
 ) -> None:
     """Insert the page under ``wanted`` when it is usable and free, else the first free readable handle."""
     if wanted and handle_problem(wanted) is None:
@@ -133,7 +140,9 @@ async def _insert_with_handle(
             async with conn.transaction():  # a savepoint: a lost race must not abort the whole create
                 await queries.insert_page(conn, page_id, team_id, {**fields, "handle": handle})
             return
-        except asyncpg.UniqueViolationError:
+        except asyncpg.UniqueViolationError as e:
+            if e.constraint_name == DOMAIN_KEY:
+                raise _domain_taken(hostname) from None
             taken.add(handle.lower())
         if tries > MAX_HANDLE_TRIES:
             break
@@ -152,10 +161,14 @@ async def create_page(ctx: Ctx, principal: Principal, change: Change) -> uuid.UU
                 f"The {plan.name} plan allows {plan.max_bio_pages} bio page(s); delete one or upgrade to add more."
             )
         fields = _profile_fields(change, None)
-        await _insert_with_handle(conn, page_id, principal.team_id, change.handle, fields)
+        if change.domain_given:
+            fields["domain_id"] = await _bio_domain(conn, principal.team_id, change.domain, ctx.settings)
+        await _insert_with_handle(conn, page_id, principal.team_id, change.handle, fields, change.domain)
         items = _block_items(change, [])
         if items:
             await replace_blocks(conn, principal.team_id, page_id, items)
+    if change.domain:
+        await cache_sync.sync_domain(ctx.pool, ctx.redis, ctx.settings.serving, change.domain)
     return page_id
 
 
@@ -175,6 +188,9 @@ async def update_page(ctx: Ctx, principal: Principal, page_id: uuid.UUID, change
             fields["handle"] = change.handle
         if change.is_published is not None:
             fields["is_published"] = change.is_published
+        old_domain = page["domain_hostname"]
+        if change.domain_given:
+            fields["domain_id"] = await _bio_domain(conn, principal.team_id, change.domain, ctx.settings)
         stored_blocks = (await blocks_of(conn, [page_id]))[page_id]
         items = _block_items(change, stored_blocks)
         if items is not None:
@@ -182,9 +198,15 @@ async def update_page(ctx: Ctx, principal: Principal, page_id: uuid.UUID, change
         try:
             async with conn.transaction():
                 await queries.update_page(conn, page_id, fields)
-        except asyncpg.UniqueViolationError:
+        except asyncpg.UniqueViolationError as e:
+            if e.constraint_name == DOMAIN_KEY:
+                raise _domain_taken(change.domain) from None
             raise ValidationFailed.field(change.handle_field, "is already taken") from None
     await _sync(ctx, old_handle, fields.get("handle"))
+    if change.domain_given or "handle" in fields or "is_published" in fields:
+        # The domain's record names the page shown at its root.
+        for hostname in {old_domain, change.domain if change.domain_given else old_domain} - {None}:
+            await cache_sync.sync_domain(ctx.pool, ctx.redis, ctx.settings.serving, hostname)
 
 
 async def set_published(ctx: Ctx, principal: Principal, page_id: uuid.UUID, published: bool) -> None:
@@ -205,6 +227,31 @@ async def delete_page(ctx: Ctx, principal: Principal, page_id: uuid.UUID) -> Non
     except RedisError as e:
         # The page is already invisible; its rows wait for the worker's sweep of deleted pages.
         log.warning("could not queue deletion of bio page %s: %s", page_id, e)
+
+
+DOMAIN_KEY = "bio_pages_domain_key"  # one live page per domain (migration 004)
+
+
+def _domain_taken(hostname: str | None) -> Conflict:
+    return Conflict(f"Another page of this team is already shown at {hostname}; unbind it first.")
+
+
+async def _bio_domain(conn: Conn, team_id: uuid.UUID, hostname: str | None, settings: Settings) -> uuid.UUID | None:
+    """The id of the team's bio domain ``hostname`` (None unbinds), or a 422 naming ``domain``."""
+    if hostname is None:
+        return None
+    row = await queries.bio_domain(conn, team_id, hostname)
+    if row is None:
+        raise ValidationFailed.field(
+            "domain",
+            f"must be one of this team's domains ('{hostname[:100]}' is not); add it with POST /api/v1/domains",
+        )
+    if row["kind"] == "links":
+        raise ValidationFailed.field(
+            "domain", f"must be a bio domain ('{hostname}' serves short links only); set its kind to bio or both"
+        )
+    domain_id: uuid.UUID = row["id"]
+    return domain_id
 
 
 async def _sync(ctx: Ctx, old_handle: str, new_handle: str | None) -> None:

@@ -59,8 +59,9 @@ def bio_page_resource(
         "seo": page["seo"],
         "is_published": page["is_published"],
         "published_at": rfc3339(page["published_at"]),
-        "url": settings.bio_url(page["handle"]),
-        "html_url": settings.bio_url(page["handle"]),
+        "url": settings.serving.page_url(page),
+        "html_url": settings.serving.page_url(page),
+        "domain": page["domain_hostname"],
         "view_count": view.views,
         "click_count": view.clicks,
         "created_at": rfc3339(page["created_at"]),
@@ -107,7 +108,7 @@ def page_data_resource(view: PageView, settings: Settings) -> dict[str, Any]:
         "published_at": rfc3339(page["published_at"]),
         "view_count": view.views,
         "click_count": view.clicks,
-        "html_url": settings.bio_url(page["handle"]),
+        "html_url": settings.serving.page_url(page),
         "created_at": rfc3339(page["created_at"]),
         "updated_at": rfc3339(page["updated_at"]),
     }
@@ -132,6 +133,8 @@ def change_from_blocks_shape(body: BioPageCreate | BioPageUpdate) -> Change:
         handle_field="handle",
         blocks=blocks,
         is_published=body.is_published if isinstance(body, BioPageUpdate) else None,
+        domain=body.domain,
+        domain_given="domain" in given,
     )
 
 

@@ -59,6 +59,16 @@ def taken(hostname: str) -> Conflict:
     return Conflict(f"The domain {hostname} is already verified by another team.")
 
 
+async def _synced(ctx: Ctx, hostname: str, domain_id: uuid.UUID) -> None:
+    """Rewrite the domain's record, and the record of a page bound to it (its canonical URL moves)."""
+    await cache_sync.sync_domain(ctx.pool, ctx.redis, ctx.settings.serving, hostname)
+    handles = await ctx.pool.fetch(
+        "SELECT handle FROM bio_pages WHERE domain_id = $1 AND deleted_at IS NULL", domain_id
+    )
+    for row in handles:
+        await cache_sync.sync_page(ctx.pool, ctx.redis, ctx.settings.serving, row["handle"])
+
+
 def _settings(body: DomainCreate | DomainUpdate) -> dict[str, Any]:
     return {name: getattr(body, name) for name in queries.WRITABLE if name in body.model_fields_set}
 
@@ -117,7 +127,7 @@ async def update_domain(ctx: Ctx, team_id: uuid.UUID, domain_id: str, body: Doma
             return row
         await queries.update_domain(conn, did, changes)
         updated = await queries.get_domain(conn, team_id, did)
-    await cache_sync.sync_domain(ctx.pool, ctx.redis, ctx.settings.serving, row["hostname"])
+    await _synced(ctx, row["hostname"], did)
     return updated
 
 
@@ -136,8 +146,11 @@ async def delete_domain(ctx: Ctx, team_id: uuid.UUID, domain_id: str, *, force: 
                 f"{them} first, or delete with ?force=true to disable {them}."
             )
         await queries.disable_links(conn, did)
-        await queries.delete_domain(conn, did)
+        handles = await conn.fetch("SELECT handle FROM bio_pages WHERE domain_id = $1 AND deleted_at IS NULL", did)
+        await queries.delete_domain(conn, did)  # unbinds the pages
     await cache_sync.sync_domain(ctx.pool, ctx.redis, ctx.settings.serving, row["hostname"])
+    for page in handles:
+        await cache_sync.sync_page(ctx.pool, ctx.redis, ctx.settings.serving, page["handle"])
     for code in codes:
         await cache_sync.sync_link(ctx.pool, ctx.redis, ctx.settings.serving, code, did)
     return row
@@ -175,7 +188,7 @@ async def verify_domain(ctx: Ctx, resolver: dns.asyncresolver.Resolver, team_id:
         if current["verified_at"] is None:
             await queries.mark_verified(conn, did)
         row = await queries.get_domain(conn, team_id, did)
-    await cache_sync.sync_domain(ctx.pool, ctx.redis, ctx.settings.serving, row["hostname"])
+    await _synced(ctx, row["hostname"], did)
     return row
 
 

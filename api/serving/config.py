@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kit.postgres import Row
 from redirector.keys import KEY_PREFIX
 from redirector.settings import base_url, bio_page_url
 
@@ -33,6 +34,13 @@ class ServingConfig:
         """The public URL of a link: on its team's domain (always https: TLS is on-demand there), else
         on ``PUBLIC_BASE_URL``."""
         return f"https://{hostname}/{code}" if hostname else f"{self.public_base_url}/{code}"
+
+    def page_url(self, page: Row) -> str:
+        """Public URL of a page row (:data:`api.serving.queries.PAGE_COLUMNS`): the root of its team
+        domain once that is verified, else :meth:`bio_url`."""
+        if page["domain_hostname"] and page["domain_verified"]:
+            return f"https://{page['domain_hostname']}/"
+        return self.bio_url(page["handle"])
 
     def bio_url(self, handle: str) -> str:
         """Public URL of a bio page: ``/{handle}`` on a bio host of its own, else ``/@{handle}``."""

@@ -14,8 +14,12 @@ from kit.postgres import Conn
 
 PAGE_COLUMNS = (
     "p.id, p.team_id, p.handle, p.display_name, p.headline, p.bio, p.avatar_url, p.theme, p.seo, p.page_data, "
-    "p.is_published, p.published_at, p.created_at, p.updated_at"
+    "p.is_published, p.published_at, p.created_at, p.updated_at, "
+    # The team domain the page is bound to (its root shows the page), and whether that serves yet.
+    "pd.hostname AS domain_hostname, (pd.verified_at IS NOT NULL) AS domain_verified"
 )
+# The join PAGE_COLUMNS needs after ``FROM bio_pages p``.
+PAGE_DOMAIN = " LEFT JOIN domains pd ON pd.id = p.domain_id AND pd.deleted_at IS NULL"
 BLOCK_COLUMNS = (
     "b.id, b.page_id, b.type, b.label, b.url, b.link_id, b.icon, b.sort_order, b.is_active, b.config, "
     "b.created_at, b.updated_at, l.code AS link_code, l.title AS link_title, l.destination AS link_destination, "
@@ -29,7 +33,7 @@ BLOCK_COLUMNS = (
 async def published_page(conn: Conn, handle: str) -> asyncpg.Record | None:
     """The live, published page answering to ``handle`` (case-insensitively)."""
     return await conn.fetchrow(
-        f"SELECT {PAGE_COLUMNS} FROM bio_pages p "
+        f"SELECT {PAGE_COLUMNS} FROM bio_pages p{PAGE_DOMAIN} "
         "WHERE lower(p.handle) = lower($1) AND p.deleted_at IS NULL AND p.is_published",
         handle,
     )
@@ -38,7 +42,7 @@ async def published_page(conn: Conn, handle: str) -> asyncpg.Record | None:
 async def published_pages_after(conn: Conn, after: uuid.UUID | None, limit: int) -> list[asyncpg.Record]:
     """A keyset batch of every published page, ordered by id."""
     return await conn.fetch(
-        f"SELECT {PAGE_COLUMNS} FROM bio_pages p WHERE p.deleted_at IS NULL AND p.is_published "
+        f"SELECT {PAGE_COLUMNS} FROM bio_pages p{PAGE_DOMAIN} WHERE p.deleted_at IS NULL AND p.is_published "
         "AND ($1::uuid IS NULL OR p.id > $1) ORDER BY p.id LIMIT $2",
         after,
         limit,

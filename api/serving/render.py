@@ -170,7 +170,7 @@ def render_page(settings: ServingConfig, page: Row, blocks: Sequence[Row]) -> Re
         "description": seo.get("description") or page["headline"] or (page["bio"] or "")[:200],
         "og_image": seo.get("image") or page["avatar_url"],
         "noindex": bool(seo.get("noindex")),
-        "canonical": settings.bio_url(handle),
+        "canonical": settings.page_url(page),
         "items": items,
     }
     out.html = environment().get_template("page.html.j2").render(context).encode()

@@ -384,3 +384,43 @@ def test_domain_stats_sum_orphan_visits_in_the_window(api: Api, make_api: Callab
     assert data["orphan_visits"] == {"root": 4, "not_found": 7, "total": 11}
     assert make_api("globex").get(f"/domains/{domain['id']}/stats").status_code == 404
     assert error(api.get(f"/domains/{domain['id']}/stats?tz=Mars/Base"), 422)["details"][0]["field"] == "tz"
+
+
+# --- bio pages on domains ------------------------------------------------------------------------
+
+
+def test_a_bio_page_bound_to_a_domain_lives_at_its_root(api: Api, dns, sync_redis, settings, cache) -> None:
+    domain = add(api, "links.acme.test", kind="bio")
+    r = api.post("/bio-pages", json={"handle": "acme", "display_name": "Acme", "domain": "LINKS.acme.test"})
+    assert r.status_code == 201, r.text
+    page = r.json()["data"]
+    # Not proved yet: the page's URL stays on the service's host.
+    assert page["domain"] == "links.acme.test" and page["html_url"] == "http://bio.test/acme"
+    api.patch(f"/bio-pages/{page['id']}", json={"is_published": True})
+    prove(dns, domain)
+    assert api.post(f"/domains/{domain['id']}/verify").status_code == 200
+    shown = api.get(f"/bio-pages/{page['id']}").json()["data"]
+    assert shown["html_url"] == "https://links.acme.test/"
+    record = decode_domain(sync_redis.get(domain_key(settings.key_prefix, "links.acme.test")))
+    assert record.bio and record.page_handle == "acme"
+    assert b'rel="canonical" href="https://links.acme.test/"' in cache("acme").html
+    # Unbinding takes the page off the domain's root.
+    assert api.patch(f"/bio-pages/{page['id']}", json={"domain": None}).json()["data"]["html_url"] == (
+        "http://bio.test/acme"
+    )
+    assert decode_domain(sync_redis.get(domain_key(settings.key_prefix, "links.acme.test"))).page_handle is None
+
+
+def test_binding_rules(api: Api, make_api: Callable[..., Api], dns) -> None:
+    add(api, HOST)  # kind links
+    add(api, "links.acme.test", kind="both")
+    verified(make_api("globex"), dns, "links.globex.test", kind="bio")
+    body = error(api.post("/bio-pages", json={"handle": "a1", "domain": HOST}), 422)
+    assert body["details"][0]["field"] == "domain" and "short links only" in body["message"]
+    body = error(api.post("/bio-pages", json={"handle": "a2", "domain": "links.globex.test"}), 422)
+    assert "one of this team's domains" in body["message"]
+    assert api.post("/bio-pages", json={"handle": "a3", "domain": "links.acme.test"}).status_code == 201
+    body = error(api.post("/bio-pages", json={"handle": "a4", "domain": "links.acme.test"}), 409)
+    assert "already shown at links.acme.test" in body["message"]
+    other = api.post("/bio-pages", json={"handle": "a5"}).json()["data"]
+    assert error(api.patch(f"/bio-pages/{other['id']}", json={"domain": "links.acme.test"}), 409)["code"] == "conflict"
