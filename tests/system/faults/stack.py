@@ -72,6 +72,7 @@ class Stack:
             "BIO_BASE_URL": "",
             "VISITOR_SALT": "fault-suite",
             "GEOIP_DB": "",
+            "EDGE_METRICS_PORT": "0",  # the suite reads no edge metrics; their default port is shared
         }
         procs = Procs(env, logs)
         key = team_key(database_url, "faults", "business")
