@@ -12,10 +12,19 @@ from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from redirector.cache import LinkRecord, PageRecord, RecordError, decode_page, decode_record
+from redirector.cache import (
+    DomainRecord,
+    LinkRecord,
+    PageRecord,
+    RecordError,
+    decode_domain,
+    decode_page,
+    decode_record,
+)
 from redirector.emitter import Emitter
 from redirector.geo import GeoIP, create_client_ip, create_trust
-from redirector.keys import RESET, link_key, page_key
+from redirector.hosts import canonical_host, is_ip_literal
+from redirector.keys import RESET, domain_key, link_key, page_key
 from redirector.local_cache import MISSING, LocalCache
 from redirector.metrics import Metrics
 from redirector.pubsub import Subscriber
@@ -30,6 +39,9 @@ T = TypeVar("T")
 PAGE_CACHE_MAX = 5_000  # pages carry their HTML; keep their share of memory bounded
 DECODE_MEMO_MAX = 10_000
 AGENT_MEMO_MAX = 8_192
+HOST_MEMO_MAX = 4_096
+DOMAIN_CACHE_MAX = 10_000
+PLATFORM = ""  # Edge.hostname of the service's own hosts (and of unknown ones under UNKNOWN_HOSTS=platform)
 
 
 class Edge:
@@ -46,6 +58,13 @@ class Edge:
         self.pages: LocalCache[PageRecord] = LocalCache(
             min(settings.local_cache_size, PAGE_CACHE_MAX), ttl, negative, enabled=settings.local_cache
         )
+        self.domains: LocalCache[DomainRecord] = LocalCache(
+            min(settings.local_cache_size, DOMAIN_CACHE_MAX), ttl, negative, enabled=settings.local_cache
+        )
+        self.domain_prefix = domain_key(settings.key_prefix, "")
+        self.platform_hosts = platform_hosts(settings.public_base_url, settings.bio_base_url)
+        # Host header bytes -> canonical hostname, PLATFORM for the service's own: one dict lookup a request.
+        self.hosts: dict[bytes, str] = {}
         self.emitter = Emitter(store, settings, self.metrics)
         self.geo = GeoIP(settings.geoip_db)
         self.hasher = VisitorHasher(settings.visitor_salt)
@@ -81,6 +100,28 @@ class Edge:
         if hit is not None:
             return None if hit is MISSING else hit  # type: ignore[return-value]
         return await self._fetch(self.links, key, self._decode_link)
+
+    def hostname(self, header: bytes) -> str:
+        """The canonical hostname of a ``Host`` header, or :data:`PLATFORM` for the service's own hosts
+        (its URLs' hosts, ``localhost`` and IP literals, which no team can own). Memoised."""
+        name = self.hosts.get(header)
+        if name is None:
+            name = canonical_host(header)
+            if name in self.platform_hosts or name == "localhost" or is_ip_literal(name) or not name:
+                name = PLATFORM
+            hosts = self.hosts
+            if len(hosts) >= HOST_MEMO_MAX:
+                del hosts[next(iter(hosts))]  # oldest first: random Host headers cannot grow it
+            hosts[header] = name
+        return name
+
+    async def domain(self, hostname: str) -> DomainRecord | None:
+        """The verified team domain ``hostname``, or ``None``; Redis failures raise."""
+        key = self.domain_prefix + hostname
+        hit = self.domains.get(key)
+        if hit is not None:
+            return None if hit is MISSING else hit  # type: ignore[return-value]
+        return await self._fetch(self.domains, key, decode_domain)
 
     async def page(self, handle: str) -> PageRecord | None:
         """The page record for ``handle``, or ``None``; Redis failures raise."""
@@ -132,6 +173,7 @@ class Edge:
             return
         self.links.invalidate(key)
         self.pages.invalidate(key)
+        self.domains.invalidate(key)
 
     def reset(self) -> None:
         """Every cached record may be stale (the subscription (re)started, or a rebuild said so).
@@ -142,6 +184,7 @@ class Edge:
         """
         self.links.demote()
         self.pages.demote()
+        self.domains.demote()
 
     def is_bio_host(self, host: bytes) -> bool:
         if self.bio_hosts is None:
@@ -170,6 +213,11 @@ class Edge:
             "Redis connection failures and timeouts.",
             lambda: float(getattr(self.store, "errors", 0)),
         )
+
+
+def platform_hosts(public_base_url: str, bio_base_url: str) -> frozenset[str]:
+    """The hostnames of the service's own URLs."""
+    return frozenset(h for h in (urlsplit(public_base_url).hostname, urlsplit(bio_base_url).hostname) if h)
 
 
 def bio_hosts(bio_base_url: str, public_base_url: str) -> tuple[bytes, bytes] | None:

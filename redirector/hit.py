@@ -149,12 +149,13 @@ class Hit:
         if self._country is None:
             edge = self.edge
             # The country header is believed only from a trusted proxy, like X-Forwarded-For.
-            value = self.headers.get(edge.country_header) if edge.country_header and self._from_proxy() else None
+            value = self.headers.get(edge.country_header) if edge.country_header and self.from_proxy() else None
             country = clean_country(value.decode("latin-1")) if value else ""
             self._country = country or edge.geo.country(self.ip)
         return self._country
 
-    def _from_proxy(self) -> bool:
+    def from_proxy(self) -> bool:
+        """The peer is one of ``TRUSTED_PROXIES``."""
         client = self.scope.get("client")
         return self.edge.trusted_peer(client[0] if client else "")
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, quote, unquote_plus, urlencode
 
 from starlette.types import Receive
 
-from redirector.cache import LinkRecord
+from redirector.cache import DomainRecord, LinkRecord
 from redirector.events import CLICK
 from redirector.forms import FormTooLarge, rate_limited, read_form
 from redirector.hit import Hit
@@ -22,6 +22,7 @@ from redirector.views import HTML, NO_STORE, PLAIN_CSP, password_form
 from redirector.visitor import SPLIT_COOKIE_MAX_AGE, bucket_of, read_bucket, split_cookie_name
 
 PRIVATE = b"private, max-age=0"
+NOINDEX = (b"x-robots-tag", b"noindex")  # on every redirect of a link not marked crawlable
 UNCOUNTED_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", NO_STORE))
 UNCOUNTED_BODY = b"This link opens in a browser.\n"
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
@@ -76,26 +77,28 @@ async def redirect_link(
     status: int | None = None,
     page_id: str = "",
     block_id: str = "",
+    site: DomainRecord | None = None,
 ) -> None:
     """Answer for one link record: 404/410, or the redirect (counting it when ``counted``).
 
     ``counted`` is false for HEAD and prefetches; bots are redirected and counted with ``bot=1``,
     except on links with ``max_clicks``: there only a counted human click gets the ``Location``.
-    ``status`` overrides the record's (303 after a password POST).
+    ``status`` overrides the record's (303 after a password POST). ``site`` is the team domain the
+    request came in on (None: the service's own), whose ``expired_url`` stands in for a 410.
     """
     if record is None or not record.enabled:
         return await hit.fail(404)
     if record.expires_at is not None and record.expires_at <= hit.now:
-        return await hit.fail(410)
+        return await gone(hit, record, site)
     if record.max_clicks is not None:
         counts = counted and not hit.agent.bot
         if await over_limit(hit, record, counts):
-            return await hit.fail(410, "This link has reached its click limit.")
+            return await gone(hit, record, site, "This link has reached its click limit.")
         if not counts:
             # A capped destination goes only to requests that use up a click: HEAD, prefetches
             # and bots would otherwise read it for free, as often as they like.
             return await hit.respond(200, UNCOUNTED_HEADERS, UNCOUNTED_BODY)
-    headers = [(b"cache-control", PRIVATE)]
+    headers = [(b"cache-control", PRIVATE)] if record.crawlable else [(b"cache-control", PRIVATE), NOINDEX]
     url = record.url
     if record.rules:
         cookie_name, cookie_bucket, bucket = "", None, 0
@@ -115,18 +118,43 @@ async def redirect_link(
     headers.append((b"location", location(url)))
     if counted:
         source = "bio" if page_id else ""
-        hit.emit(CLICK, record.team_id, link_id=record.id, page_id=page_id, block_id=block_id, source=source)
+        domain_id = site.id if site is not None else ""
+        hit.emit(
+            CLICK,
+            record.team_id,
+            link_id=record.id,
+            page_id=page_id,
+            block_id=block_id,
+            source=source,
+            domain_id=domain_id,
+        )
     hit.edge.metrics.redirects += 1
     await hit.respond(status or record.status, headers)
 
 
-async def serve_code(hit: Hit, code: str) -> None:
-    """``GET|HEAD /{code}``: the redirect, or the password form of a protected link."""
-    record = await hit.edge.link(code)
+async def gone(hit: Hit, record: LinkRecord, site: DomainRecord | None, message: str | None = None) -> None:
+    """An expired or used-up link: to its ``expired_url``, else its domain's, else 410."""
+    fallback = record.expired_url or (site.expired_url if site is not None else None)
+    if fallback is None:
+        return await hit.fail(410, message)
+    await fallback_redirect(hit, fallback)
+
+
+async def fallback_redirect(hit: Hit, url: str) -> None:
+    """A 302 to a configured fallback (not a click of any link, so nothing is counted)."""
+    await hit.respond(302, [(b"cache-control", PRIVATE), NOINDEX, (b"location", location(url))])
+
+
+async def serve_code(hit: Hit, code: str, site: DomainRecord | None = None, ref: str | None = None) -> None:
+    """``GET|HEAD /{code}``: the redirect, or the password form of a protected link.
+
+    ``ref`` is the link's name in the cache (``{domain id}/{code}`` on a team domain, ``site``).
+    """
+    record = await hit.edge.link(code if ref is None else ref)
     if record is not None and record.password_hash is not None and live(record, hit.now):
         return await send_password_form(hit, code)
     counted = hit.scope["method"] == "GET" and not hit.prefetch
-    await redirect_link(hit, record, counted=counted)
+    await redirect_link(hit, record, counted=counted, site=site)
 
 
 def live(record: LinkRecord, now: float) -> bool:
@@ -138,7 +166,9 @@ async def send_password_form(hit: Hit, code: str, *, failed: bool = False) -> No
     await hit.respond(401 if failed else 200, headers, password_form("/" + quote(code, safe=""), failed))
 
 
-async def password_post(hit: Hit, receive: Receive, code: str) -> None:
+async def password_post(
+    hit: Hit, receive: Receive, code: str, site: DomainRecord | None = None, ref: str | None = None
+) -> None:
     """``POST /{code}``: check the password, then redirect with 303.
 
     Attempts are limited per client address (as established through ``TRUSTED_PROXIES``) and link,
@@ -146,9 +176,9 @@ async def password_post(hit: Hit, receive: Receive, code: str) -> None:
     ceiling bounds guesses spread over many addresses. Both are checked before the PBKDF2 work,
     which runs in a worker thread, off the event loop.
     """
-    record = await hit.edge.link(code)
+    record = await hit.edge.link(code if ref is None else ref)
     if record is None or record.password_hash is None or not live(record, hit.now):
-        return await redirect_link(hit, record, counted=False, status=303)
+        return await redirect_link(hit, record, counted=False, status=303, site=site)
     try:
         form = await read_form(receive)
     except FormTooLarge:
@@ -163,4 +193,4 @@ async def password_post(hit: Hit, receive: Receive, code: str) -> None:
     if not await verify_password(record.password_hash, form.get("password", "")):
         return await send_password_form(hit, code, failed=True)
     # 303: the browser follows with a GET, whatever the link's own status (307/308 would re-POST).
-    await redirect_link(hit, record, counted=True, status=303)
+    await redirect_link(hit, record, counted=True, status=303, site=site)

@@ -53,6 +53,16 @@ def bio_page_url(bio_base_url: str, public_base_url: str, handle: str) -> str:
     return f"{public_base_url}/@{handle}"
 
 
+def _unknown_hosts(value: str) -> str:
+    value = value.strip()
+    if value in ("404", "platform"):
+        return value
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme.lower() in ("http", "https") and rest and not any(c.isspace() for c in value):
+        return value
+    raise ValueError(f"UNKNOWN_HOSTS must be 404, platform or an http(s) URL, got {value!r}")
+
+
 def _bool(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
@@ -80,6 +90,11 @@ class Settings:
     # /healthz fails once a Redis client has been without a connection this long while Redis
     # answers a fresh one (redirector.liveness); 0 turns the check off.
     liveness_bound: float = 30.0
+    # A Host that is neither the service's nor a verified team domain: "404" (the default), "platform"
+    # (serve it as the service's own domain, as before domains existed), or an http(s) URL to redirect to.
+    unknown_hosts: str = "404"
+    # Read the visitor's Host from X-Forwarded-Host when the peer is one of TRUSTED_PROXIES.
+    forwarded_host: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -100,4 +115,6 @@ class Settings:
             local_cache_size=int(env.get("LOCAL_CACHE_SIZE", cls.local_cache_size)),
             local_cache_ttl=float(env.get("LOCAL_CACHE_TTL", cls.local_cache_ttl)),
             liveness_bound=float(env.get("EDGE_LIVENESS_BOUND", cls.liveness_bound)),
+            unknown_hosts=_unknown_hosts(env.get("UNKNOWN_HOSTS", "404")),
+            forwarded_host=_bool(env.get("FORWARDED_HOST", "0")),
         )
