@@ -42,32 +42,35 @@ def test_edge_sigkill_loses_at_most_its_buffer(
     stack_factory: Callable[..., Stack], figures: dict[str, Any], flush_ms: int
 ) -> None:
     """The buffer holds the clicks since the last flush: ``EVENT_FLUSH_MS`` worth, and the lost
-    clicks are at most those the killed edge answered in that window (plus :data:`SLACK`)."""
+    clicks are at most those the killed edge answered in that window (plus :data:`SLACK`). Each
+    edge gets links of its own, so the other edge's count can be checked exactly."""
     stack = stack_factory(edges=2, edge_env={"EVENT_FLUSH_MS": str(flush_ms)})
     victim, other = stack.edges
-    with Clicks(stack.edge_ports, stack.targets, rate=150) as clicks:
-        wait_for(lambda: clicks.by_port[victim.port] >= 100, "100 clicks on the edge to kill", detail=stack.logs)
+    mine, theirs = stack.targets[:10], stack.targets[10:]
+    with Clicks([victim.port], mine, rate=75, seed=1) as killed, Clicks([other.port], theirs, rate=75, seed=2) as kept:
+        wait_for(lambda: killed.total >= 100, "100 clicks on the edge to kill", detail=stack.logs)
         victim.kill_all()
         killed_at = time.monotonic()
-        clicks.closed_ports.add(victim.port)
+        killed.closed_ports.add(victim.port)
         time.sleep(1.0)
     stack.settle()
-    counted = stack.counted()
-    lost = clicks.total - counted
+    per_link = stack.per_link()
+    counted = sum(per_link[t.link_id] for t in mine)
+    lost = killed.total - counted
     window = flush_ms / 1000 + SLACK
-    recent = clicks.answered(victim.port, killed_at - window, killed_at + 0.1)
-    in_flight = clicks.unanswered[victim.port]
+    recent = killed.answered(victim.port, killed_at - window, killed_at + 0.1)
+    in_flight = killed.unanswered[victim.port]
     figures.update(
-        clicks=clicks.total,
-        killed_edge_clicks=clicks.by_port[victim.port],
+        killed_edge_clicks=killed.total,
+        other_edge_clicks=kept.total,
         lost=lost,
         window_s=window,
         killed_edge_clicks_in_window=recent,
         unanswered_at_kill=in_flight,
     )
-    assert not clicks.wrong, clicks.wrong[:5]
+    assert not killed.wrong and not kept.wrong, (killed.wrong + kept.wrong)[:5]
+    # The other edge lost nothing and doubled nothing.
+    assert {t.link_id: per_link[t.link_id] for t in theirs} == {t.link_id: kept.ok[t.link_id] for t in theirs}
     # Never counted twice: at most the requests that never got an answer can have been counted unseen.
-    assert counted <= clicks.total + in_flight, (counted, clicks.total, in_flight)
+    assert counted <= killed.total + in_flight, (counted, killed.total, in_flight)
     assert lost <= recent, f"lost {lost} clicks, more than the {recent} the killed edge answered in its last {window} s"
-    # The other edge lost nothing: its links' counts include every one of its clicks.
-    assert clicks.by_port[other.port] > 0
