@@ -1,6 +1,7 @@
 """The container's entry point: ``api | edge | worker | migrate | wait-migrations``, or any command.
 
-    docker run IMAGE edge          # the redirect edge on $EDGE_PORT (8080), one process per CPU
+    docker run IMAGE edge          # the redirect edge on $EDGE_PORT (8080), one process per CPU,
+                                   # metrics on $EDGE_METRICS_PORT (9101) + the process's index
     docker run IMAGE api           # the management API on $API_PORT (8000)
     docker run IMAGE worker        # the roll-up and cache-heal worker (metrics on $WORKER_METRICS_PORT)
     docker run IMAGE migrate       # apply pending migrations, then exit
@@ -25,7 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -51,10 +52,11 @@ class EntrypointError(Exception):
 
 @dataclass(frozen=True)
 class Plan:
-    """What a serving role runs and where its health endpoint answers."""
+    """What a serving role runs, where its health endpoint answers, and environment defaults."""
 
     argv: list[str]
     health_url: str
+    env: dict[str, str] = field(default_factory=dict)  # set for the role unless the environment has it
 
 
 def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -111,7 +113,9 @@ def plan(role: str, env: Mapping[str, str], cpus: Callable[[], int] = default_ed
     if role == "edge":
         port = _int(env, "EDGE_PORT", 8080)
         workers = _int(env, "EDGE_WORKERS", 0) or cpus()
-        return Plan(serve_argv("edge", host=host, port=port, workers=workers), f"http://127.0.0.1:{port}/healthz")
+        argv = serve_argv("edge", host=host, port=port, workers=workers)
+        # The metrics listener is the edge's own (redirector.ops): it listens where the server does.
+        return Plan(argv, f"http://127.0.0.1:{port}/healthz", {"EDGE_METRICS_HOST": host})
     if role == "worker":
         port = _int(env, "WORKER_METRICS_PORT", 9100)
         if port == 0:
@@ -219,7 +223,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 1
     write_health_file(full_env, what.health_url)
     sys.stdout.flush()
-    os.execve(what.argv[0], what.argv + extra, full_env)
+    os.execve(what.argv[0], what.argv + extra, {**what.env, **full_env})
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from redirector.hit import Hit
 from redirector.keys import invalidation_channel
 from redirector.links import password_post, serve_code
 from redirector.liveness import Liveness
+from redirector.ops import MetricsListener
 from redirector.pages import block_click, form_post, serve_page
 from redirector.pubsub import Subscriber
 from redirector.resp import REDIS_ERRORS, Store, create_store
@@ -33,7 +34,8 @@ from redirector.settings import Settings
 from redirector.views import NO_STORE, error_body
 
 RETRY = [(b"retry-after", b"1")]
-RESERVED = frozenset({"/healthz", "/readyz", "/metrics", "/robots.txt", "/favicon.ico"})
+# /metrics is not here: the public port answers it as an unknown code (metrics: redirector.ops).
+RESERVED = frozenset({"/healthz", "/readyz", "/robots.txt", "/favicon.ico"})
 FAST_METHODS = frozenset({"GET", "HEAD"})
 GET_HEAD = ["GET", "HEAD"]
 NO_STORE_HEADERS = {"cache-control": "no-store"}
@@ -141,11 +143,6 @@ async def readyz(request: Request[State]) -> Response:
     return JSONResponse({"status": "ready"}, headers=NO_STORE_HEADERS)
 
 
-async def metrics(request: Request[State]) -> Response:
-    body = request.state["edge"].metrics.render()
-    return Response(body, headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})
-
-
 async def robots(request: Request[State]) -> Response:
     return PlainTextResponse("User-agent: *\nDisallow:\n")
 
@@ -166,7 +163,7 @@ async def http_error(request: Request[State], exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaitable[Store]] | None = None) -> Starlette:
-    """Build the edge for ``settings``; Redis connections open when the lifespan starts.
+    """Build the edge for ``settings``; Redis connections and the metrics listener open when the lifespan starts.
 
     ``store_factory`` swaps the hot-path Redis client (anything that fits :class:`~redirector.resp.client.Store`);
     the default is :func:`~redirector.resp.create_store`'s client for ``REDIS_URL``.
@@ -176,6 +173,9 @@ def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaita
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         store = await (store_factory(settings) if store_factory else create_store(settings.redis_url))
         edge = Edge(settings, store)
+        metrics = MetricsListener(edge.metrics.render)
+        if settings.metrics_port:
+            await metrics.start(settings.metrics_host, settings.metrics_port)
         subscriber = edge.subscriber = Subscriber(
             settings.redis_url,
             invalidation_channel(settings.key_prefix),
@@ -191,6 +191,7 @@ def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaita
         try:
             yield {"settings": settings, "edge": edge, "liveness": liveness}
         finally:
+            await metrics.aclose()
             await subscriber.aclose()
             await edge.emitter.aclose()
             await store.aclose()
@@ -200,7 +201,6 @@ def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaita
     routes = [
         Route("/healthz", healthz, methods=GET_HEAD),
         Route("/readyz", readyz, methods=GET_HEAD),
-        Route("/metrics", metrics, methods=GET_HEAD),
         Route("/robots.txt", robots, methods=GET_HEAD),
         Route("/favicon.ico", favicon, methods=GET_HEAD),
         Route("/@{handle}", Endpoint(page_route), methods=GET_HEAD),

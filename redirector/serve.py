@@ -11,6 +11,9 @@ The parent process only supervises: it restarts a worker that dies after it was 
 gives up if one dies before it was ever ready (a broken app would crash-loop), turns
 SIGINT/SIGTERM into a graceful SIGTERM for every worker (a second one kills them), and
 forwards SIGUSR1, on which each worker writes its request count when ``stats_dir`` is set.
+Each worker gets its slot's index (0 .. N-1) in ``LINKEDGE_PROCESS_INDEX``, and a replacement the
+index of the one it replaces: the edge adds it to ``EDGE_METRICS_PORT``, so every process has
+a metrics port of its own.
 
     python -m redirector.serve redirector.app:main --factory --port 8080 --workers 2
 """
@@ -37,6 +40,8 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
+
+from redirector.settings import PROCESS_INDEX_ENV
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -147,7 +152,9 @@ class WorkerServer(uvicorn.Server):
         tmp.replace(path)
 
 
-def _worker(spec: WorkerSpec, ready: Connection) -> None:
+def _worker(spec: WorkerSpec, slot: int, ready: Connection) -> None:
+    # Read by the app factory (redirector.settings.process_metrics_port), which runs after this.
+    os.environ[PROCESS_INDEX_ENV] = str(slot)
     # Own process group: a terminal's Ctrl-C reaches only the supervisor, which sends one
     # SIGTERM. A second SIGINT would make uvicorn skip the lifespan shutdown (event flush).
     os.setpgrp()
@@ -175,7 +182,7 @@ class Supervisor:
 
     def start(self, slot: int) -> None:
         reader, writer = self.context.Pipe(duplex=False)
-        proc = self.context.Process(target=_worker, args=(self.spec, writer), name=f"worker-{slot}", daemon=False)
+        proc = self.context.Process(target=_worker, args=(self.spec, slot, writer), name=f"worker-{slot}", daemon=False)
         proc.start()
         writer.close()
         self.procs[slot], self.pipes[slot] = proc, reader

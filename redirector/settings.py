@@ -11,6 +11,10 @@ from redirector.events import DEFAULT_SHARDS
 from redirector.keys import KEY_PREFIX
 from redirector.redis_url import DEFAULT_REDIS_URL
 
+# Set by redirector.serve in each server process it starts (0, 1, ...); unset means 0.
+PROCESS_INDEX_ENV = "LINKEDGE_PROCESS_INDEX"
+DEFAULT_METRICS_PORT = 9101
+
 
 def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in value.split(",") if v.strip())
@@ -63,6 +67,12 @@ def _unknown_hosts(value: str) -> str:
     raise ValueError(f"UNKNOWN_HOSTS must be 404, platform or an http(s) URL, got {value!r}")
 
 
+def process_metrics_port(env: Mapping[str, str]) -> int:
+    """This process's metrics port: ``EDGE_METRICS_PORT`` plus its index among the server processes."""
+    base = int(env.get("EDGE_METRICS_PORT", DEFAULT_METRICS_PORT))
+    return base + int(env.get(PROCESS_INDEX_ENV, "0")) if base > 0 else 0
+
+
 def _bool(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
@@ -87,6 +97,10 @@ class Settings:
     local_cache_size: int = 100_000
     local_cache_ttl: float = 60.0
     negative_cache_ttl: float = 5.0
+    # /metrics listens here, never on the public port (redirector.ops); 0 = off. From the
+    # environment it is on by default (process_metrics_port()).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     # /healthz fails once a Redis client has been without a connection this long while Redis
     # answers a fresh one (redirector.liveness); 0 turns the check off.
     liveness_bound: float = 30.0
@@ -114,6 +128,8 @@ class Settings:
             local_cache=_bool(env.get("LOCAL_CACHE", "1")),
             local_cache_size=int(env.get("LOCAL_CACHE_SIZE", cls.local_cache_size)),
             local_cache_ttl=float(env.get("LOCAL_CACHE_TTL", cls.local_cache_ttl)),
+            metrics_host=env.get("EDGE_METRICS_HOST", cls.metrics_host),
+            metrics_port=process_metrics_port(env),
             liveness_bound=float(env.get("EDGE_LIVENESS_BOUND", cls.liveness_bound)),
             unknown_hosts=_unknown_hosts(env.get("UNKNOWN_HOSTS", "404")),
             forwarded_host=_bool(env.get("FORWARDED_HOST", "0")),

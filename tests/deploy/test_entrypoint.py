@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,7 @@ def test_plans_use_the_serve_command_lines_on_all_interfaces() -> None:
     assert edge.argv[edge.argv.index("--workers") + 1] == "3"
     assert edge.argv[edge.argv.index("--host") + 1] == "0.0.0.0"
     assert edge.health_url == "http://127.0.0.1:9090/healthz"
+    assert edge.env == {"EDGE_METRICS_HOST": "0.0.0.0"}  # its metrics listener too, unless set
 
     api = ep.plan("api", {"API_WORKERS": "2", "LISTEN_HOST": "::"})
     assert api.argv[1:4] == ["-m", "uvicorn", "api.app:main"]
@@ -165,6 +167,7 @@ def serving(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[dict[str, str
         **base_env(),
         **env,
         "EDGE_PORT": str(free_port()),
+        "EDGE_METRICS_PORT": str(free_port()),
         "API_PORT": str(free_port()),
         "WORKER_METRICS_PORT": str(free_port()),
         "EDGE_WORKERS": "1",
@@ -205,6 +208,14 @@ def test_serving_role_starts_and_passes_the_image_healthcheck(role: str, serving
             ready = url.replace("/healthz", "/readyz")
             with urllib.request.urlopen(ready, timeout=5) as response:
                 assert response.status == 200
+        if role == "edge":
+            metrics = f"http://127.0.0.1:{environment['EDGE_METRICS_PORT']}/metrics"
+            with urllib.request.urlopen(metrics, timeout=5) as response:
+                assert b"linkedge_edge_requests_total" in response.read()
+            with pytest.raises(urllib.error.HTTPError) as public:
+                urllib.request.urlopen(url.replace("/healthz", "/metrics"), timeout=5)
+            public.value.close()
+            assert public.value.code == 404
     finally:
         proc.send_signal(signal.SIGTERM)  # the entry point exec'd: this is the server itself
         try:

@@ -112,6 +112,20 @@ def test_edge_probes_outwait_the_liveness_check_and_the_bound_is_set() -> None:
     assert float(env["EDGE_LIVENESS_BOUND"]) > 0
 
 
+def test_edge_metrics_are_scraped_on_a_port_the_service_does_not_expose() -> None:
+    container = _container("edge")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert ports["metrics"] == int(env["EDGE_METRICS_PORT"]) != ports["http"]
+    annotations = deployments()["edge"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+    assert annotations["prometheus.io/path"] == "/metrics"
+    (service,) = [
+        s for s in by_kind("Service").values() if s["metadata"]["labels"]["app.kubernetes.io/component"] == "edge"
+    ]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+
+
 def test_worker_probes_its_metrics_port() -> None:
     # The worker listens only on WORKER_METRICS_PORT: /metrics answering is up and ready, and
     # /healthz there fails only when one of its loops is wedged (an outage leaves it 200).

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -61,8 +62,27 @@ BROWSER = {"user-agent": WINDOWS}
 
 
 def settings_for(env: Mapping[str, str], **overrides: Any) -> Settings:
-    """Settings of an edge under test; keyword overrides win over the environment."""
+    """Settings of an edge under test; keyword overrides win over the environment.
+
+    No metrics listener unless asked for (``metrics_port=free_port()``, then :func:`edge_metrics`):
+    tests run side by side, and the default port is one for all.
+    """
+    if "EDGE_METRICS_PORT" not in env:
+        overrides.setdefault("metrics_port", 0)
     return dataclasses.replace(Settings.from_env(env), **overrides)
+
+
+def metrics_url(client: TestClient, path: str = "/metrics") -> str:
+    """Where the edge behind ``client`` serves its metrics (its own listener, not the public port)."""
+    port = client.app_state["settings"].metrics_port
+    assert port, "this edge has no metrics listener: settings_for(env, metrics_port=free_port())"
+    return f"http://127.0.0.1:{port}{path}"
+
+
+def edge_metrics(client: TestClient) -> dict[str, float]:
+    """The samples the edge behind ``client`` serves on its metrics listener (see :func:`scrape`)."""
+    with urllib.request.urlopen(metrics_url(client), timeout=5) as response:
+        return scrape(response.read().decode())
 
 
 @contextmanager

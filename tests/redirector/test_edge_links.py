@@ -220,12 +220,12 @@ def test_password_attempts_are_rate_limited(env, key_prefix):
 
 def test_reserved_paths_are_not_codes(env, key_prefix):
     r = redis_client(env)
-    for code in ("healthz", "metrics", "robots.txt"):
+    for code in ("healthz", "readyz", "robots.txt"):
         put_link(r, key_prefix, code, "https://example.com/hijack")
     with edge_client(settings_for(env)) as client:
         assert client.get("/healthz").text == "ok"
+        assert client.get("/readyz").json() == {"status": "ready"}
         assert client.get("/robots.txt").text == "User-agent: *\nDisallow:\n"
-        assert client.get("/metrics").headers["content-type"].startswith("text/plain")
         assert client.get("/favicon.ico").status_code == 404
         assert client.get("/").status_code == 404
         assert client.get("/a/b/c", headers={"accept": "application/json"}).json()["error"]["code"] == "not_found"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
+import pytest
 import redis
 import redis.asyncio
 from starlette.testclient import TestClient
@@ -12,12 +16,13 @@ from redirector.keys import event_stream_key, link_key
 from tests.redirector.edge_support import (
     BROWSER,
     edge_client,
+    edge_metrics,
     free_port,
+    metrics_url,
     private_redis,
     put_link,
     read_events,
     redis_client,
-    scrape,
     settings_for,
     wait_until,
 )
@@ -44,12 +49,12 @@ def test_readyz_503_and_links_503_without_redis(env):
 def test_metrics(env, key_prefix):
     r = redis_client(env)
     put_link(r, key_prefix, "m")
-    with edge_client(settings_for(env)) as client:
+    with edge_client(settings_for(env, metrics_port=free_port())) as client:
         client.get("/m", headers=BROWSER)
         client.get("/m", headers=BROWSER)
         client.get("/nope")
-        assert wait_until(lambda: scrape(client.get("/metrics").text)["linkedge_edge_events_flushed_total"] == 2)
-        samples = scrape(client.get("/metrics").text)
+        assert wait_until(lambda: edge_metrics(client)["linkedge_edge_events_flushed_total"] == 2)
+        samples = edge_metrics(client)
     assert samples['linkedge_edge_requests_total{status="302"}'] == 2
     assert samples['linkedge_edge_requests_total{status="404"}'] == 1
     assert samples["linkedge_edge_redirects_total"] == 2
@@ -90,7 +95,9 @@ def test_redis_outage_cached_links_keep_working(env):
     with private_redis(port=port) as (url, server):
         own = redis.Redis.from_url(url)
         put_link(own, "o:", "cached", "https://example.com/cached")
-        settings = settings_for(env, redis_url=url, key_prefix="o:", event_buffer_max=3, event_flush_ms=1.0)
+        settings = settings_for(
+            env, redis_url=url, key_prefix="o:", event_buffer_max=3, event_flush_ms=1.0, metrics_port=free_port()
+        )
         with edge_client(settings) as client:
             assert client.get("/cached", headers=BROWSER).status_code == 302
             assert wait_until(lambda: len(read_events(own, "o:")) == 1)
@@ -100,7 +107,7 @@ def test_redis_outage_cached_links_keep_working(env):
                 response = client.get("/cached", headers=BROWSER)
                 assert response.status_code == 302 and response.headers["location"] == "https://example.com/cached"
             assert client.get("/unknown").status_code == 503
-            samples = scrape(client.get("/metrics").text)
+            samples = edge_metrics(client)
             assert samples["linkedge_edge_events_dropped_total"] == 2  # five clicks, room for three
             assert samples["linkedge_edge_events_buffered"] == 3
             assert samples["linkedge_edge_redis_errors_total"] >= 1
@@ -110,6 +117,31 @@ def test_redis_outage_cached_links_keep_working(env):
                 # The client reconnects by itself and the buffered events go out.
                 assert wait_until(lambda: len(read_events(restarted, "o:")) == 3, timeout=10)
                 assert client.get("/readyz").status_code == 200
+
+
+def test_metrics_have_a_listener_of_their_own(env, key_prefix):
+    """Issue 9 item 7: the public port has no /metrics (an unknown code there); the listener has."""
+    with edge_client(settings_for(env, metrics_port=free_port())) as client:
+        public = client.get("/metrics", headers={"accept": "application/json"})
+        assert public.status_code == 404 and public.json()["error"]["code"] == "not_found"
+        assert client.head("/metrics").status_code == 404
+        with urllib.request.urlopen(metrics_url(client), timeout=5) as response:
+            assert response.status == 200
+            assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+            assert b'linkedge_edge_requests_total{pid="' in response.read()
+        head = urllib.request.Request(metrics_url(client), method="HEAD")
+        with urllib.request.urlopen(head, timeout=5) as response:
+            assert response.status == 200 and response.read() == b""
+        for path, method, status in (("/", "GET", 404), ("/healthz", "GET", 404), ("/metrics", "POST", 405)):
+            request = urllib.request.Request(metrics_url(client, path), method=method)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            refused.value.close()
+            assert refused.value.code == status, (path, method)
+        edge_metrics(client)  # a scrape does not count as a request of the public port
+        samples = edge_metrics(client)
+    assert samples['linkedge_edge_requests_total{status="404"}'] == 2
+    assert 'linkedge_edge_requests_total{status="200"}' not in samples
 
 
 def test_invalidation_drops_cached_records(env, key_prefix):

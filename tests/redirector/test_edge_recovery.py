@@ -26,10 +26,10 @@ from tests.redirector.edge_support import (
     TcpGate,
     delete_key,
     edge_client,
+    edge_metrics,
     free_port,
     private_redis,
     put_link,
-    scrape,
     settings_for,
     wait_until,
 )
@@ -86,7 +86,9 @@ def test_no_503_when_the_subscriber_is_back_before_the_data_connection(env, tmp_
         own.save()  # the restarted server loads this
         with (
             TcpGate(port) as gate,
-            edge_with_store_via(gate, settings_for(env, redis_url=url, key_prefix=PREFIX)) as client,
+            edge_with_store_via(
+                gate, settings_for(env, redis_url=url, key_prefix=PREFIX, metrics_port=free_port())
+            ) as client,
         ):
             subscriber = client.app_state["edge"].subscriber
             assert answer(client, "/hot") == (302, "https://example.com/v1")
@@ -106,11 +108,9 @@ def test_no_503_when_the_subscriber_is_back_before_the_data_connection(env, tmp_
                 key = link_key(PREFIX, "hot")
                 back.set(key, back.get(key).replace(b"/v1", b"/v2"))
                 # And one it hears about now: the old record must not be served any more.
-                invalidations = scrape(client.get("/metrics").text)["linkedge_edge_invalidations_total"]
+                invalidations = edge_metrics(client)["linkedge_edge_invalidations_total"]
                 delete_key(back, PREFIX, link_key(PREFIX, "gone"))
-                assert wait_until(
-                    lambda: scrape(client.get("/metrics").text)["linkedge_edge_invalidations_total"] > invalidations
-                )
+                assert wait_until(lambda: edge_metrics(client)["linkedge_edge_invalidations_total"] > invalidations)
 
                 # The data connection is still down: the cached record is served, stale but not a 503.
                 during = [answer(client, "/hot") for _ in range(50)]
@@ -122,7 +122,7 @@ def test_no_503_when_the_subscriber_is_back_before_the_data_connection(env, tmp_
                 assert after[-1] == (302, "https://example.com/v2"), "the missed change was never picked up"
                 assert {status for status, _ in after} == {302}, after
                 assert answer(client, "/gone")[0] == 404
-                samples = scrape(client.get("/metrics").text)
+                samples = edge_metrics(client)
                 assert samples["linkedge_edge_stale_served_total"] >= len(during)
 
 

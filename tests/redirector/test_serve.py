@@ -9,11 +9,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,3 +165,66 @@ def test_an_app_that_cannot_start_stops_the_supervisor_instead_of_crash_looping(
     proc = launch(tmp_path / "log", "tests.redirector.no_such_module:app", "--port", str(free_port()), "--workers", "2")
     assert proc.wait(30) == 1
     assert "before it was ready" in (tmp_path / "log").read_text()
+
+
+def free_ports_in_a_row(n: int) -> int:
+    """The first of ``n`` consecutive loopback ports nothing listens on."""
+    for _ in range(100):
+        base = free_port()
+        try:
+            for offset in range(1, n):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {n} free ports in a row")
+
+
+def metrics_pid(port: int) -> int | None:
+    """The ``pid`` label of the edge process serving metrics on ``port``, None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            found = re.search(rb'pid="(\d+)"', response.read())
+    except OSError:
+        return None
+    return int(found.group(1)) if found else None
+
+
+def test_each_edge_process_serves_metrics_on_its_own_port(env, tmp_path):
+    """EDGE_METRICS_PORT + the process's index: every process can be scraped, a replacement too."""
+    port, base = free_port(), free_ports_in_a_row(2)
+    with (tmp_path / "log").open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "redirector.serve", "redirector.app:main", "--factory"]
+            + ["--port", str(port), "--workers", "2"],
+            cwd=ROOT,
+            env={**os.environ, **env, "EDGE_METRICS_PORT": str(base)},
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        assert wait_for(lambda: None not in (metrics_pid(base), metrics_pid(base + 1))), (tmp_path / "log").read_text()
+        pids = [metrics_pid(base), metrics_pid(base + 1)]
+        assert pids[0] != pids[1]
+        assert {get_public_status(port, "/metrics") for _ in range(10)} == {404}  # on neither process
+
+        victim = pids[1]
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: metrics_pid(base + 1) not in (None, victim)), "the replacement took another port"
+        assert metrics_pid(base) == pids[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(40)
+
+
+def get_public_status(port: int, path: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()

@@ -37,7 +37,8 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 15.0, de
 
 
 def metrics(port: int) -> dict[str, float]:
-    """Prometheus samples of a process's ``/metrics`` (``pid`` labels dropped), or {} when it does not answer."""
+    """Prometheus samples at ``port`` (an edge's EDGE_METRICS_PORT or a worker's WORKER_METRICS_PORT; ``pid``
+    labels dropped), or {} when it does not answer. The edge's public port has no /metrics."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
             return scrape(response.read().decode())

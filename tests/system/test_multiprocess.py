@@ -57,6 +57,7 @@ class Stack:
     procs: Processes
     edges: list[Process]
     edge_ports: list[int]
+    edge_metrics_ports: dict[int, int]  # public port -> the port the edge serves /metrics on
     workers: list[Process]
     worker_ports: list[int]
     api: TestClient
@@ -75,6 +76,9 @@ class Stack:
 
     def worker_metrics(self, i: int) -> dict[str, float]:
         return metrics(self.worker_ports[i])
+
+    def edge_metrics(self, port: int) -> dict[str, float]:
+        return metrics(self.edge_metrics_ports[port])
 
     def create_links(self, items: list[dict[str, Any]]) -> list[Target]:
         targets: list[Target] = []
@@ -101,11 +105,13 @@ class Stack:
     def drain(self, clicks: Clicks) -> None:
         """Wait until the edges appended every click to Redis and the workers applied every entry."""
         assert not clicks.errors, clicks.errors[:10]
-        per_edge = [metrics(port) for port in self.edge_ports]
+        per_edge = [self.edge_metrics(port) for port in self.edge_ports]
         assert [sample_sum(m, "linkedge_edge_events_dropped_total") for m in per_edge] == [0] * len(per_edge)
 
         def flushed() -> float:
-            return sum(sample_sum(metrics(port), "linkedge_edge_events_flushed_total") for port in self.edge_ports)
+            return sum(
+                sample_sum(self.edge_metrics(port), "linkedge_edge_events_flushed_total") for port in self.edge_ports
+            )
 
         wait_for(lambda: flushed() >= clicks.total, "the edges to flush every click", detail=self.logs)
         assert flushed() == clicks.total
@@ -135,6 +141,7 @@ def stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
     procs = Processes({**env, "LINKEDGE_DATA_DIR": str(tmp_path / "data")}, tmp_path)
     client = redis.Redis.from_url(env["REDIS_URL"])
     edge_ports = [free_port() for _ in range(2)]
+    edge_metrics_ports = {port: free_port() for port in edge_ports}
     worker_ports = [free_port() for _ in range(2)]
     try:
         edges = [
@@ -147,7 +154,7 @@ def stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
                 "--workers",
                 "1",
                 name=f"edge{i}",
-                extra={"LOCAL_CACHE_TTL": "600"},
+                extra={"LOCAL_CACHE_TTL": "600", "EDGE_METRICS_PORT": str(edge_metrics_ports[port])},
             )
             for i, port in enumerate(edge_ports)
         ]
@@ -171,7 +178,7 @@ def stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
             return True
 
         def subscribed(port: int) -> bool:
-            return alive() and metrics(port).get("linkedge_edge_invalidation_subscribed") == 1
+            return alive() and metrics(edge_metrics_ports[port]).get("linkedge_edge_invalidation_subscribed") == 1
 
         for port in edge_ports:
             wait_for_port(port, timeout=30)
@@ -185,6 +192,7 @@ def stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
                 procs,
                 edges,
                 edge_ports,
+                edge_metrics_ports,
                 workers,
                 worker_ports,
                 api,
@@ -228,14 +236,14 @@ def converge(ports: list[int], path: str, expected: tuple[int, str], since: floa
     return time.monotonic() - since if not pending else float("inf")
 
 
-def warm(port: int, path: str, expected: tuple[int, str]) -> None:
+def warm(stack: Stack, port: int, path: str, expected: tuple[int, str]) -> None:
     """Fetch ``path`` until the edge answers it from its in-process cache."""
     hits = "linkedge_edge_local_cache_hits_total"
 
     def cached() -> bool:
-        before = metrics(port)[hits]
+        before = stack.edge_metrics(port)[hits]
         assert fetch(port, path) == expected
-        return metrics(port)[hits] > before
+        return stack.edge_metrics(port)[hits] > before
 
     wait_for(cached, f"a local-cache hit for {path} on the edge on port {port}", timeout=5)
 
@@ -244,7 +252,7 @@ def test_api_writes_invalidate_both_edges(stack: Stack) -> None:
     (link,) = stack.create_links([{"url": "https://example.com/v1", "custom_slug": "mp-hot"}])
     path, api_path = "/mp-hot", f"/api/v1/links/{link.link_id}"
     for port in stack.edge_ports:
-        warm(port, path, (302, "https://example.com/v1"))
+        warm(stack, port, path, (302, "https://example.com/v1"))
 
     start = time.monotonic()
     r = stack.api.patch(api_path, json={"url": "https://example.com/v2"}, headers=stack.headers)
@@ -261,12 +269,12 @@ def test_api_writes_invalidate_both_edges(stack: Stack) -> None:
     assert r.status_code == 200, r.text
     assert converge(stack.edge_ports, path, (302, "https://example.com/v2"), start) < PROPAGATION
     for port in stack.edge_ports:
-        warm(port, path, (302, "https://example.com/v2"))
+        warm(stack, port, path, (302, "https://example.com/v2"))
     start = time.monotonic()
     assert stack.api.delete(api_path, headers=stack.headers).status_code == 200
     assert converge(stack.edge_ports, path, (404, ""), start) < PROPAGATION
     for port in stack.edge_ports:
-        assert metrics(port)["linkedge_edge_invalidations_total"] >= 3
+        assert stack.edge_metrics(port)["linkedge_edge_invalidations_total"] >= 3
 
 
 def test_shards_are_shared_without_double_counting(stack: Stack) -> None:
