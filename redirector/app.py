@@ -21,6 +21,22 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from redirector.cache import DomainRecord
+from redirector.domains import (
+    AASA,
+    ASSETLINKS,
+    UNKNOWN,
+    host_name,
+    site_block,
+    site_code,
+    site_file,
+    site_form,
+    site_of,
+    site_page,
+    site_robots,
+    site_root,
+    unknown_host,
+)
 from redirector.edge import Edge
 from redirector.hit import Hit
 from redirector.keys import invalidation_channel
@@ -34,6 +50,8 @@ from redirector.settings import Settings
 from redirector.views import NO_STORE, error_body
 
 RETRY = [(b"retry-after", b"1")]
+PLATFORM_ROBOTS = b"User-agent: *\nDisallow:\n"
+PLATFORM_ROBOTS_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 # /metrics is not here: the public port answers it as an unknown code (metrics: redirector.ops).
 RESERVED = frozenset({"/healthz", "/readyz", "/robots.txt", "/favicon.ico"})
 FAST_METHODS = frozenset({"GET", "HEAD"})
@@ -96,6 +114,13 @@ async def code_route(hit: Hit, receive: Receive) -> None:
     """``/{code}``: a short link, or a bio page when the request is for the bio host."""
     name: str = hit.scope["path_params"]["code"]
     method = hit.scope["method"]
+    host = host_name(hit)
+    if host:  # a team domain (or an unknown host)
+        site = await site_of(hit, host)
+        if site is UNKNOWN:
+            return await unknown_host(hit)
+        if isinstance(site, DomainRecord):
+            return await site_code(hit, receive, site, name)
     if hit.edge.is_bio_host(hit.headers.get(b"host", b"")):
         if method == "POST":
             return await hit.fail(405, extra=[(b"allow", b"GET, HEAD")])
@@ -105,12 +130,59 @@ async def code_route(hit: Hit, receive: Receive) -> None:
     await serve_code(hit, name)
 
 
+async def team_site(hit: Hit) -> DomainRecord | None | bool:
+    """The request's team domain; None for the service's own; True once an unknown host was answered."""
+    host = host_name(hit)
+    if not host:
+        return None
+    site = await site_of(hit, host)
+    if isinstance(site, DomainRecord) or site is None:
+        return site
+    await unknown_host(hit)
+    return True
+
+
+async def root_route(hit: Hit, receive: Receive) -> None:
+    """``/``: a team domain's bio page or root fallback; nothing on the service's own domain."""
+    site = await team_site(hit)
+    if isinstance(site, DomainRecord):
+        return await site_root(hit, site)
+    if site is None:
+        await hit.fail(404)
+
+
+async def robots_route(hit: Hit, receive: Receive) -> None:
+    site = await team_site(hit)
+    if isinstance(site, DomainRecord):
+        return await site_robots(hit, site)
+    if site is None:
+        await hit.respond(200, PLATFORM_ROBOTS_HEADERS, PLATFORM_ROBOTS)
+
+
+async def well_known_route(hit: Hit, receive: Receive) -> None:
+    """The deep-link files of a team domain (``/.well-known/...``)."""
+    site = await team_site(hit)
+    if isinstance(site, DomainRecord):
+        return await site_file(hit, site, hit.scope["path"])
+    if site is None:
+        await hit.fail(404)
+
+
 async def page_route(hit: Hit, receive: Receive) -> None:
-    await serve_page(hit, hit.scope["path_params"]["handle"])
+    site = await team_site(hit)
+    if isinstance(site, DomainRecord):
+        return await site_page(hit, site, hit.scope["path_params"]["handle"])
+    if site is None:
+        await serve_page(hit, hit.scope["path_params"]["handle"])
 
 
 async def block_route(hit: Hit, receive: Receive) -> None:
     params = hit.scope["path_params"]
+    site = await team_site(hit)
+    if isinstance(site, DomainRecord) and hit.scope["path"].startswith("/@"):
+        return await site_block(hit, site, params["handle"], params["block_id"])
+    if site is not None:
+        return None if site is True else await hit.fail(404)
     if not hit.scope["path"].startswith("/@") and not hit.edge.is_bio_host(hit.headers.get(b"host", b"")):
         return await hit.fail(404)
     await block_click(hit, params["handle"], params["block_id"])
@@ -118,6 +190,11 @@ async def block_route(hit: Hit, receive: Receive) -> None:
 
 async def form_route(hit: Hit, receive: Receive) -> None:
     params = hit.scope["path_params"]
+    site = await team_site(hit)
+    if isinstance(site, DomainRecord) and hit.scope["path"].startswith("/@"):
+        return await site_form(hit, receive, site, params["handle"], params["block_id"])
+    if site is not None:
+        return None if site is True else await hit.fail(404)
     if not hit.scope["path"].startswith("/@") and not hit.edge.is_bio_host(hit.headers.get(b"host", b"")):
         return await hit.fail(404)
     await form_post(hit, receive, params["handle"], params["block_id"])
@@ -141,10 +218,6 @@ async def readyz(request: Request[State]) -> Response:
     except (*REDIS_ERRORS, TimeoutError):
         return JSONResponse({"status": "unavailable"}, 503, headers=NO_STORE_HEADERS)
     return JSONResponse({"status": "ready"}, headers=NO_STORE_HEADERS)
-
-
-async def robots(request: Request[State]) -> Response:
-    return PlainTextResponse("User-agent: *\nDisallow:\n")
 
 
 async def favicon(request: Request[State]) -> Response:
@@ -201,7 +274,10 @@ def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaita
     routes = [
         Route("/healthz", healthz, methods=GET_HEAD),
         Route("/readyz", readyz, methods=GET_HEAD),
-        Route("/robots.txt", robots, methods=GET_HEAD),
+        Route("/", Endpoint(root_route), methods=GET_HEAD),
+        Route("/robots.txt", Endpoint(robots_route), methods=GET_HEAD),
+        Route(AASA, Endpoint(well_known_route), methods=GET_HEAD),
+        Route(ASSETLINKS, Endpoint(well_known_route), methods=GET_HEAD),
         Route("/favicon.ico", favicon, methods=GET_HEAD),
         Route("/@{handle}", Endpoint(page_route), methods=GET_HEAD),
         Route("/@{handle}/b/{block_id}", Endpoint(block_route), methods=GET_HEAD),

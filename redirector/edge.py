@@ -102,12 +102,13 @@ class Edge:
         return await self._fetch(self.links, key, self._decode_link)
 
     def hostname(self, header: bytes) -> str:
-        """The canonical hostname of a ``Host`` header, or :data:`PLATFORM` for the service's own hosts
-        (its URLs' hosts, ``localhost`` and IP literals, which no team can own). Memoised."""
+        """The canonical hostname of a ``Host`` header, or :data:`PLATFORM` for the service's own hosts:
+        its URLs' hosts, and names no team can own (IP literals, and names without a dot such as
+        ``localhost`` or an internal service name). Memoised."""
         name = self.hosts.get(header)
         if name is None:
             name = canonical_host(header)
-            if name in self.platform_hosts or name == "localhost" or is_ip_literal(name) or not name:
+            if "." not in name or name in self.platform_hosts or is_ip_literal(name):
                 name = PLATFORM
             hosts = self.hosts
             if len(hosts) >= HOST_MEMO_MAX:
