@@ -33,6 +33,10 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
 )
 RETRY_AFTER = "5"
+# asyncpg's InternalClientError also means a lost connection when its protocol state says so (a
+# connection that broke mid-operation: "protocol is in the failed state", "not connected", "cannot
+# switch to state"); any other InternalClientError stays a 500.
+LOST_CONNECTION_STATES = ("cannot switch to state", "not connected")
 
 
 class OutageLog:
@@ -200,6 +204,11 @@ def install_handlers(app: FastAPI, *, authenticate_first: Callable[[Any], Awaita
         message = "The database is unavailable right now; retry in a few seconds."
         return error_response(request, 503, "service_unavailable", message, [], {"Retry-After": RETRY_AFTER})
 
+    async def client_error(request: Request, exc: Exception) -> Response:
+        if any(text in str(exc) for text in LOST_CONNECTION_STATES):
+            return await database_down(request, exc)
+        return await unexpected(request, exc)
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(request, 500, "internal_error", "Something went wrong on our side.", [])
@@ -209,4 +218,5 @@ def install_handlers(app: FastAPI, *, authenticate_first: Callable[[Any], Awaita
     app.add_exception_handler(HTTPException, http_error)
     for kind in DATABASE_DOWN:
         app.add_exception_handler(kind, database_down)
+    app.add_exception_handler(asyncpg.exceptions.InternalClientError, client_error)
     app.add_exception_handler(Exception, unexpected)

@@ -9,7 +9,9 @@ SO_REUSEPORT, uvloop, httptools, no access log):
 
 - ``bare 302``: ``loadtests.bare``, a Starlette app answering a constant 302;
 - ``edge cached``: ``redirector.app:main`` with its in-process cache on, warmed first;
-- ``edge miss``: the same edge with ``LOCAL_CACHE=0``, so every request reads Redis.
+- ``edge miss``: the same edge with ``LOCAL_CACHE=0``, so every request reads Redis;
+- ``edge domain``: the cached edge again, every request for a team's domain (``Host:
+  go.example.test``, the same codes seeded on it): its ratio must match ``edge cached`` within noise.
 
 wrk drives each on loopback with a random seeded code per request, in interleaved rounds,
 and the table shows the median round's requests/s, p50 and p99, the median per-round ratio to
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 from loadtests import harness, measure
 
 CACHED_TARGET = 0.9
+DOMAIN_HOST = "go.example.test"
 MISS_TARGET = 0.5
 P99_TARGET_MS = 5.0
 
@@ -71,15 +74,24 @@ def run(args: argparse.Namespace) -> int:
             args.warmup,
             target_ratio=MISS_TARGET,
         )
-        scenarios = [bare, cached, miss]
+        harness.seed_domain(session.redis, session.prefix, DOMAIN_HOST, codes)
+        domain = measure.Scenario(
+            session.server("edge domain", "redirector.app:main", args.workers, edge_env(url, True)),
+            args.warmup,
+            warm_requests=4 * len(codes),
+            target_ratio=CACHED_TARGET,
+            target_p99_ms=P99_TARGET_MS,
+            host=DOMAIN_HOST,
+        )
+        scenarios = [bare, cached, miss, domain]
         for sc in scenarios:
-            harness.check_redirect(sc.server, plain, None if sc is bare else location)
+            harness.check_redirect(sc.server, plain, None if sc is bare else location, host=sc.host)
 
         def drop_events() -> None:
             # The edge appends click events and no worker drains them here: keep Redis small.
             harness.delete_prefix(session.redis, session.prefix, "ev:*")
 
-        cached.after_run = miss.after_run = drop_events
+        cached.after_run = miss.after_run = domain.after_run = drop_events
         measure.measure(wrk, paths, scenarios, load)
         rows = measure.report(scenarios, bare)
         if args.json:

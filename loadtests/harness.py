@@ -24,8 +24,8 @@ from typing import NoReturn, cast
 
 import redis
 
-from redirector.cache import LinkRecord, encode_record
-from redirector.keys import link_key
+from redirector.cache import DomainRecord, LinkRecord, encode_domain, encode_record
+from redirector.keys import domain_key, link_key
 from redirector.rules import parse_rules
 from redirector.serve import count_listeners
 
@@ -129,6 +129,21 @@ def seed_links(client: redis.Redis, prefix: str, count: int, rules_every: int = 
             pipe.execute()
     pipe.execute()
     return ordered
+
+
+BENCH_DOMAIN_ID = "00000000-0000-4000-8000-00000000be0c"
+
+
+def seed_domain(client: redis.Redis, prefix: str, hostname: str, codes: list[str]) -> None:
+    """A verified team domain ``hostname`` with a copy of each of ``codes``'s records on it."""
+    domain = DomainRecord(id=BENCH_DOMAIN_ID, team_id="bench-team", hostname=hostname)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(domain_key(prefix, hostname), encode_domain(domain))
+    for key, value in zip(codes, client.mget([link_key(prefix, c) for c in codes]), strict=True):
+        pipe.set(link_key(prefix, key, BENCH_DOMAIN_ID), value)
+        if len(pipe) >= 1000:
+            pipe.execute()
+    pipe.execute()
 
 
 def delete_prefix(client: redis.Redis, prefix: str, pattern: str = "*") -> int:
@@ -241,9 +256,17 @@ class WrkResult:
 
 
 def run_wrk(
-    wrk: str, url: str, paths: Path, *, seconds: float, connections: int, threads: int, timeout: float = 2.0
+    wrk: str,
+    url: str,
+    paths: Path,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    timeout: float = 2.0,
+    host: str | None = None,
 ) -> WrkResult:
-    """One bounded wrk run against random paths; raises if wrk fails or prints no summary."""
+    """One bounded wrk run against random paths (with ``Host: host``); raises if wrk fails or prints no summary."""
     args = [
         wrk,
         f"-t{threads}",
@@ -252,6 +275,8 @@ def run_wrk(
         "--timeout",
         f"{max(1, round(timeout))}s",
     ]
+    if host is not None:
+        args += ["-H", f"Host: {host}"]
     args += ["--latency", "-s", str(LUA), url]
     proc = subprocess.Popen(
         args, env={**os.environ, "BENCH_PATHS": str(paths)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -279,11 +304,11 @@ def run_wrk(
     )
 
 
-def check_redirect(server: Server, path: str, location: str | None = None) -> None:
+def check_redirect(server: Server, path: str, location: str | None = None, host: str | None = None) -> None:
     """One request before measuring: the app must answer ``path`` with a redirect (to ``location``)."""
     conn = http.client.HTTPConnection(HOST, server.port, timeout=10)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Host": host} if host else {})
         response = conn.getresponse()
         response.read()
     finally:

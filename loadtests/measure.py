@@ -45,6 +45,7 @@ class Scenario:
     target_ratio: float | None = None
     target_p99_ms: float | None = None
     after_run: Callable[[], object] | None = None  # called after each measured run
+    host: str | None = None  # the Host header wrk sends (None: the server's address)
     runs: list[WrkResult] = field(default_factory=list)
     served: list[int] = field(default_factory=list)  # requests per worker over all measured runs
     cpu_us: list[float] = field(default_factory=list)  # worker CPU time per request, per run
@@ -72,7 +73,15 @@ def warm(wrk: str, paths: Path, sc: Scenario, load: Load) -> None:
     start = sc.server.snapshot()
     spent = 0.0
     while True:
-        run_wrk(wrk, sc.server.url, paths, seconds=sc.warmup, connections=load.connections, threads=load.threads)
+        run_wrk(
+            wrk,
+            sc.server.url,
+            paths,
+            seconds=sc.warmup,
+            connections=load.connections,
+            threads=load.threads,
+            host=sc.host,
+        )
         spent += sc.warmup
         least = min(balance(start, sc.server.snapshot()))
         if least >= sc.warm_requests or spent >= WARMUP_MAX:
@@ -94,7 +103,13 @@ def measure(wrk: str, paths: Path, scenarios: list[Scenario], load: Load) -> Non
             before = sc.server.snapshot()
             cpu_before = cpu_seconds(before)
             result = run_wrk(
-                wrk, sc.server.url, paths, seconds=load.seconds, connections=load.connections, threads=load.threads
+                wrk,
+                sc.server.url,
+                paths,
+                seconds=load.seconds,
+                connections=load.connections,
+                threads=load.threads,
+                host=sc.host,
             )
             after = sc.server.snapshot()
             cpu_after = cpu_seconds(after)

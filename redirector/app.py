@@ -114,12 +114,18 @@ async def code_route(hit: Hit, receive: Receive) -> None:
     """``/{code}``: a short link, or a bio page when the request is for the bio host."""
     name: str = hit.scope["path_params"]["code"]
     method = hit.scope["method"]
-    host = host_name(hit)
+    edge = hit.edge
+    host = None if edge.forwarded_host else edge.hosts.get(hit.headers.get(b"host", b""))
+    if host is None:
+        host = host_name(hit)
     if host:  # a team domain (or an unknown host)
-        site = await site_of(hit, host)
-        if site is UNKNOWN:
-            return await unknown_host(hit)
-        if isinstance(site, DomainRecord):
+        site = edge.sites.get(host)
+        if site is None:
+            found = await site_of(hit, host)
+            if found is UNKNOWN:
+                return await unknown_host(hit)
+            site = found  # type: ignore[assignment]
+        if site is not None:
             return await site_code(hit, receive, site, name)
     if hit.edge.is_bio_host(hit.headers.get(b"host", b"")):
         if method == "POST":

@@ -65,6 +65,10 @@ class Edge:
         self.platform_hosts = platform_hosts(settings.public_base_url, settings.bio_base_url)
         # Host header bytes -> canonical hostname, PLATFORM for the service's own: one dict lookup a request.
         self.hosts: dict[bytes, str] = {}
+        # Hostname -> its domain record, for hosts found: the hot path's second dict lookup. Emptied
+        # with the domain's invalidation and on every reset, like the local cache.
+        self.sites: dict[str, DomainRecord] = {}
+        self.forwarded_host = settings.forwarded_host
         self.emitter = Emitter(store, settings, self.metrics)
         self.geo = GeoIP(settings.geoip_db)
         self.hasher = VisitorHasher(settings.visitor_salt)
@@ -118,11 +122,23 @@ class Edge:
 
     async def domain(self, hostname: str) -> DomainRecord | None:
         """The verified team domain ``hostname``, or ``None``; Redis failures raise."""
+        site = self.sites.get(hostname)
+        if site is not None:
+            return site
         key = self.domain_prefix + hostname
-        hit = self.domains.get(key)
+        cache = self.domains
+        generation = cache.generation
+        hit = cache.get(key)
         if hit is not None:
-            return None if hit is MISSING else hit  # type: ignore[return-value]
-        return await self._fetch(self.domains, key, decode_domain)
+            site = None if hit is MISSING else hit  # type: ignore[assignment]
+        else:
+            site = await self._fetch(cache, key, decode_domain)
+        if site is not None and cache.enabled and generation == cache.generation:
+            sites = self.sites
+            if len(sites) >= DOMAIN_CACHE_MAX:
+                sites.clear()
+            sites[hostname] = site
+        return site
 
     async def page(self, handle: str) -> PageRecord | None:
         """The page record for ``handle``, or ``None``; Redis failures raise."""
@@ -175,6 +191,8 @@ class Edge:
         self.links.invalidate(key)
         self.pages.invalidate(key)
         self.domains.invalidate(key)
+        if key.startswith(self.domain_prefix):
+            self.sites.pop(key[len(self.domain_prefix) :], None)
 
     def reset(self) -> None:
         """Every cached record may be stale (the subscription (re)started, or a rebuild said so).
@@ -186,6 +204,7 @@ class Edge:
         self.links.demote()
         self.pages.demote()
         self.domains.demote()
+        self.sites.clear()
 
     def is_bio_host(self, host: bytes) -> bool:
         if self.bio_hosts is None:

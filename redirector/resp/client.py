@@ -264,7 +264,13 @@ async def open_connection(
     return protocol
 
 
-def backoff_delays(base: float = 0.05, cap: float = 2.0) -> Callable[[int], float]:
+# Reconnect attempts back off to at most this: links that are not in the local cache answer 503
+# until the data connection is back, so it must be back within a second of Redis (a refused or
+# timed-out connect every 0.25-0.5 s per process costs Redis and the edge next to nothing).
+RECONNECT_CAP = 0.5
+
+
+def backoff_delays(base: float = 0.05, cap: float = RECONNECT_CAP) -> Callable[[int], float]:
     """Exponential backoff with full jitter on the upper half, attempt 0 → immediate."""
 
     def delay(attempt: int) -> float:

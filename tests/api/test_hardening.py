@@ -296,3 +296,35 @@ def test_postgres_down_is_a_503_with_retry_after_and_one_log_line(env, make_key,
             assert client.get(API + "/links", headers=key.headers).status_code == 200  # back by itself
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        ("cannot switch to state 12; another operation (2) is in progress", 503),
+        ('cannot switch to state 12; protocol is in the "failed" state', 503),
+        ("not connected", 503),
+        ("some other client bug", 500),
+    ],
+)
+def test_a_connection_broken_mid_operation_is_a_503_not_a_500(message: str, status: int) -> None:
+    """asyncpg reports a connection that broke mid-query (seen in PostgreSQL restarts) as an
+    InternalClientError about its protocol state; only those are an outage."""
+    import asyncpg
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from api.errors import install_handlers
+
+    app = FastAPI()
+    install_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise asyncpg.exceptions.InternalClientError(message)
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom")
+    assert r.status_code == status
+    if status == 503:
+        assert r.headers["retry-after"] == "5" and r.json()["error"]["code"] == "service_unavailable"
