@@ -252,7 +252,7 @@ def create_app(settings: Settings, *, store_factory: Callable[[Settings], Awaita
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         store = await (store_factory(settings) if store_factory else create_store(settings.redis_url))
         edge = Edge(settings, store)
-        metrics = MetricsListener(edge.metrics.render)
+        metrics = MetricsListener(edge.metrics.render, ask=edge.may_serve)
         if settings.metrics_port:
             await metrics.start(settings.metrics_host, settings.metrics_port)
         subscriber = edge.subscriber = Subscriber(

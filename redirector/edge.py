@@ -120,6 +120,16 @@ class Edge:
             hosts[header] = name
         return name
 
+    async def may_serve(self, host: str) -> bool:
+        """Whether ``host`` is one of the service's own hostnames or a verified team domain: what a
+        TLS terminator may get a certificate for (IP literals and dotless names are not)."""
+        name = canonical_host(host.encode("utf-8", "replace"))
+        if name in self.platform_hosts:
+            return True
+        if "." not in name or is_ip_literal(name):
+            return False
+        return await self.domain(name) is not None
+
     async def domain(self, hostname: str) -> DomainRecord | None:
         """The verified team domain ``hostname``, or ``None``; Redis failures raise."""
         site = self.sites.get(hostname)

@@ -1,5 +1,10 @@
 """The edge's metrics listener: ``GET /metrics`` on a port of its own, never on the public one.
 
+It also answers ``GET /tls/ask?domain=<host>`` for a TLS terminator that issues certificates on
+demand (Caddy's ``on_demand_tls { ask ... }``): 200 for the service's own hosts and verified team
+domains, 404 for anything else (so nobody can make it request certificates for arbitrary names),
+503 while Redis cannot say.
+
 Each edge process serves its own counters, so each needs its own address: ``EDGE_METRICS_PORT``
 plus the process's index under :mod:`redirector.serve` (``LINKEDGE_PROCESS_INDEX``: 0, 1, ...).
 Prometheus scrapes every process directly; the public port answers ``/metrics`` as it answers
@@ -15,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +33,9 @@ CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 class MetricsListener:
     """Serves ``render()`` at ``/metrics`` once :meth:`start` has bound the port."""
 
-    def __init__(self, render: Callable[[], bytes]) -> None:
+    def __init__(self, render: Callable[[], bytes], ask: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self.render = render
+        self.ask = ask  # may a certificate be issued for this hostname? (None: /tls/ask is a 404)
         self.port = 0  # the bound port (the one asked for, or the kernel's choice for 0)
         self._server: asyncio.Server | None = None
 
@@ -43,7 +50,12 @@ class MetricsListener:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
-            writer.write(self._answer(head.split(b"\r\n", 1)[0]))
+            request_line = head.split(b"\r\n", 1)[0]
+            parts = request_line.split(b" ")
+            if self.ask is not None and len(parts) == 3 and parts[1].split(b"?", 1)[0] == b"/tls/ask":
+                writer.write(await self._ask(parts[0], parts[1]))
+            else:
+                writer.write(self._answer(request_line))
             await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, OSError):
             pass  # a client that went away or never finished its request gets nothing
@@ -72,8 +84,36 @@ class MetricsListener:
         )
         return head if method == b"HEAD" else head + body
 
+    async def _ask(self, method: bytes, target: bytes) -> bytes:
+        assert self.ask is not None
+        if method not in (b"GET", b"HEAD"):
+            return _reply(b"405 Method Not Allowed", b"", b"Allow: GET, HEAD\r\n")
+        query = parse_qs(target.partition(b"?")[2].decode("latin-1"))
+        names = query.get("domain", [])
+        if len(names) != 1 or not names[0]:
+            return _reply(b"400 Bad Request", b"ask with ?domain=<hostname>\n")
+        try:
+            allowed = await self.ask(names[0])
+        except Exception as e:  # Redis down, say: the terminator retries later
+            log.warning("TLS ask for %r could not be answered: %s", names[0][:100], e)
+            return _reply(b"503 Service Unavailable", b"unavailable\n")
+        return _reply(b"200 OK", b"ok\n") if allowed else _reply(b"404 Not Found", b"not a domain of this service\n")
+
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+
+def _reply(status: bytes, body: bytes, extra: bytes = b"") -> bytes:
+    return b"".join(
+        [
+            b"HTTP/1.1 %s\r\n" % status,
+            b"Content-Type: text/plain; charset=utf-8\r\n",
+            extra,
+            b"Content-Length: %d\r\n" % len(body),
+            b"Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            body,
+        ]
+    )

@@ -277,3 +277,32 @@ def test_another_teams_page_is_not_shown_on_a_team_domain(api: Api, make_api, dn
     assert edge.get("/@globex").status_code == 200  # on the service's host
     domain(api, dns, kind="both")
     assert get(edge, "/@globex").status_code == 404
+
+
+def test_the_tls_ask_endpoint_allows_only_the_services_hosts_and_verified_domains(
+    api: Api, dns, make_edge, env
+) -> None:
+    import httpx
+
+    from tests.support import free_port
+
+    port = free_port()
+    make_edge(EDGE_METRICS_PORT=str(port), LOCAL_CACHE="1")
+    r = api.post("/domains", json={"hostname": "pending.acme.test"})
+    assert r.status_code == 201
+    domain(api, dns)
+    ask = f"http://127.0.0.1:{port}/tls/ask"
+
+    def status(host: str) -> int:
+        return httpx.get(ask, params={"domain": host}, timeout=5).status_code
+
+    assert status(HOST) == 200
+    assert status(HOST.upper() + ".") == 200
+    assert status("sho.rt") == 200 and status("bio.test") == 200  # the service's own (PUBLIC/BIO_BASE_URL)
+    assert status("pending.acme.test") == 404  # claimed, not proved
+    assert status("nobody.example") == 404
+    assert status("127.0.0.1") == 404 and status("localhost") == 404
+    assert httpx.get(ask, timeout=5).status_code == 400
+    assert httpx.post(ask, params={"domain": HOST}, timeout=5).status_code == 405
+    # /metrics is still served beside it.
+    assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
