@@ -8,9 +8,11 @@ what it started (the edge's supervisor spawns its uvicorn worker); nothing here 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -49,6 +51,24 @@ def metrics(port: int) -> dict[str, float]:
 def sample_sum(samples: Mapping[str, float], name: str) -> float:
     """Sum of every sample of one metric family, whatever its labels."""
     return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+def free_port_run(n: int) -> int:
+    """The first of ``n`` consecutive free loopback ports: an edge run with ``--workers n`` serves
+    the metrics of its process *i* on ``EDGE_METRICS_PORT`` + *i*."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base: int = s.getsockname()[1]
+        if base + n > 65535:
+            continue
+        try:
+            for port in range(base + 1, base + n):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
 
 
 @dataclass
@@ -197,3 +217,79 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port:
     headers = {name.strip().lower(): value.strip() for name, _, value in (h.partition(":") for h in head[1:] if h)}
     await reader.readexactly(int(headers.get("content-length", "0")))
     return status, headers.get("location", "")
+
+
+def fetch(port: int, path: str, host: str | None = None) -> tuple[int, str]:
+    """One GET over a new connection (so the kernel picks a listening process afresh): (status, Location)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    headers = {"user-agent": BROWSER_UA} | ({"host": host} if host else {})
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("location") or ""
+    finally:
+        conn.close()
+
+
+@dataclass
+class ReusePortEdge:
+    """One ``linkedge serve edge --workers N``: N server processes, each with a SO_REUSEPORT socket
+    of its own on ``port``, so every new connection lands on one of them; process *i* serves its
+    /metrics on ``metrics_base`` + *i*.
+
+    :meth:`get` tells which process answered a request: the one whose response count moved (the
+    test sends one request at a time). Every 302 answered is kept in ``redirects``, so the clicks
+    the workers must count are known exactly, polls included.
+    """
+
+    port: int
+    metrics_base: int
+    processes: int
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)  # (host, path) -> requests answered
+    redirects: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (host, path, Location) -> 302s
+
+    def metrics(self, i: int) -> dict[str, float]:
+        return metrics(self.metrics_base + i)
+
+    def each(self, name: str) -> list[float]:
+        """One metric family's total in each process."""
+        return [sample_sum(self.metrics(i), name) for i in range(self.processes)]
+
+    def get(self, host: str, path: str) -> tuple[int, str, int]:
+        """GET ``path`` with ``Host: host`` over a new connection: (status, Location, the answering process)."""
+        before = self.each("linkedge_edge_requests_total")
+        status, location = fetch(self.port, path, host)
+        after = self.each("linkedge_edge_requests_total")
+        moved = [i for i in range(self.processes) if after[i] != before[i]]
+        assert len(moved) == 1 and after[moved[0]] == before[moved[0]] + 1, (before, after)
+        self.sent[(host, path)] += 1
+        if status == 302:
+            self.redirects[(host, path, location)] += 1
+        return status, location, moved[0]
+
+    def warm(self, host: str, path: str, expected: tuple[int, str], timeout: float = 5.0) -> None:
+        """GET until every process has answered ``expected`` from its in-process cache (a local-cache hit)."""
+        warmed: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(warmed) < self.processes:
+            hits = self.each("linkedge_edge_local_cache_hits_total")
+            status, location, i = self.get(host, path)
+            assert (status, location) == expected, f"process {i}: {host}{path} answered {status} {location}"
+            if self.each("linkedge_edge_local_cache_hits_total")[i] > hits[i]:
+                warmed.add(i)
+            assert time.monotonic() < deadline, f"only processes {warmed} served {host}{path} from their cache"
+
+    def converge(self, host: str, path: str, expected: tuple[int, str], since: float, limit: float = 5.0) -> float:
+        """Seconds from ``since`` until every process has answered ``expected`` (polling over new
+        connections for up to ``limit`` s), or infinity. A process that answered it and then
+        answers something else again fails the test."""
+        pending, done = set(range(self.processes)), set[int]()
+        while pending and time.monotonic() - since < limit:
+            status, location, i = self.get(host, path)
+            if (status, location) == expected:
+                pending.discard(i)
+                done.add(i)
+            else:
+                assert i not in done, f"process {i} answered {expected} for {host}{path}, then {status} {location}"
+        return time.monotonic() - since if not pending else float("inf")

@@ -8,15 +8,18 @@ Every process is a real ``linkedge serve edge|worker``; links are written throug
   served by both edges end up in PostgreSQL exactly once, per link.
 * A worker SIGKILLed while clicks flow loses its leases when they expire (``ROLLUP_LEASE_MS``)
   and the other worker takes its shards and applies what they hold: still exactly once.
+* A team domain on an edge of two server processes (``--workers 2``, SO_REUSEPORT): the same slug
+  on two teams' domains and on the service's host goes to three destinations; verifying the
+  domain, a PATCH of its ``not_found_url`` and its deletion each reach both processes' in-process
+  caches within a second; its clicks and orphan visits are counted exactly.
 """
 
 from __future__ import annotations
 
 import functools
-import http.client
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +32,17 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings as ApiSettings
 from redirector.keys import event_stream_key, ready_key, shard_lease_key
+from tests.dns_server import DnsServer
 from tests.redirector.edge_support import free_port, wait_for_port
 from tests.support import sql, team_key
 from tests.system.multiprocess_support import (
-    BROWSER_UA,
     Clicks,
     Process,
     Processes,
+    ReusePortEdge,
     Target,
+    fetch,
+    free_port_run,
     metrics,
     sample_sum,
     wait_for,
@@ -50,6 +56,16 @@ PROPAGATION = 1.0  # seconds: a changed link must stop redirecting the old way o
 def stream_id(text: str) -> tuple[int, int]:
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+def streams_drained(client: redis.Redis, prefix: str, query: Callable[[str], list[asyncpg.Record]]) -> bool:
+    """Every entry in every shard stream is at or below the shard's watermark in PostgreSQL."""
+    marks = {r["shard"]: r["last_id"] for r in query("SELECT shard, last_id FROM rollup_watermarks")}
+    for shard in range(SHARDS):
+        newest: list[Any] = client.xrevrange(event_stream_key(prefix, shard), count=1)  # type: ignore[assignment]
+        if newest and stream_id(newest[0][0].decode()) > stream_id(marks.get(shard, "0-0")):
+            return False
+    return True
 
 
 @dataclass
@@ -94,13 +110,7 @@ class Stack:
         return self.procs.logs_text()
 
     def drained(self) -> bool:
-        """Every entry in every shard stream is at or below the shard's watermark in PostgreSQL."""
-        marks = {r["shard"]: r["last_id"] for r in self.query("SELECT shard, last_id FROM rollup_watermarks")}
-        for shard in range(SHARDS):
-            newest: list[Any] = self.redis.xrevrange(event_stream_key(self.prefix, shard), count=1)  # type: ignore[assignment]
-            if newest and stream_id(newest[0][0].decode()) > stream_id(marks.get(shard, "0-0")):
-                return False
-        return True
+        return streams_drained(self.redis, self.prefix, self.query)
 
     def drain(self, clicks: Clicks) -> None:
         """Wait until the edges appended every click to Redis and the workers applied every entry."""
@@ -217,17 +227,6 @@ def stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
         client.close()
 
 
-def fetch(port: int, path: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path, headers={"user-agent": BROWSER_UA})
-        response = conn.getresponse()
-        response.read()
-        return response.status, response.getheader("location") or ""
-    finally:
-        conn.close()
-
-
 def converge(ports: list[int], path: str, expected: tuple[int, str], since: float) -> float:
     """Seconds from ``since`` until every edge answers ``expected`` (polling for up to 5 s), or infinity."""
     pending = set(ports)
@@ -340,3 +339,149 @@ def test_killed_worker_hands_its_shards_over(stack: Stack) -> None:
     marks = {r["shard"]: r["last_id"] for r in stack.query("SELECT shard, last_id FROM rollup_watermarks")}
     for shard in orphaned:
         assert stream_id(marks[shard]) > stream_id(marks_at_kill.get(shard, "0-0")), shard
+
+
+# --- team domains on an edge of two server processes ------------------------------------------
+
+ACME, GLOBEX = "go.acme.test", "go.globex.test"
+PLATFORM = "sho.rt"  # the host of PUBLIC_BASE_URL in the test environment
+EDGE_PROCESSES = 2
+
+
+@dataclass
+class DomainStack:
+    edge: ReusePortEdge
+    procs: Processes
+    api: TestClient
+    dns: DnsServer
+    redis: redis.Redis
+    prefix: str
+    database_url: str
+
+    def query(self, statement: str, *args: Any) -> list[asyncpg.Record]:
+        return sql(self.database_url, statement, *args)
+
+    def call(self, method: str, path: str, team: dict[str, str], status: int = 200, **kwargs: Any) -> dict[str, Any]:
+        r = self.api.request(method, f"/api/v1{path}", headers=team, **kwargs)
+        assert r.status_code == status, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+    def add_domain(self, team: dict[str, str], hostname: str) -> dict[str, Any]:
+        """``POST /domains``, with its TXT record put in DNS; not verified yet."""
+        domain = self.call("POST", "/domains", team, 201, json={"hostname": hostname})
+        (txt,) = [r for r in domain["dns_records"] if r["type"] == "TXT"]
+        self.dns.txt[txt["name"]] = [txt["value"]]
+        return domain
+
+    def link(self, team: dict[str, str], url: str, **body: Any) -> dict[str, Any]:
+        return self.call("POST", "/links", team, 201, json={"url": url, "custom_slug": "sale", **body})
+
+    def logs(self) -> str:
+        return self.procs.logs_text()
+
+
+@pytest.fixture
+def domain_stack(env: dict[str, str], tmp_path: Path) -> Iterator[DomainStack]:
+    """``linkedge serve edge --workers 2`` (local cache on, long TTL), a worker, and the API in process
+    proving domains against a DNS server on loopback."""
+    procs = Processes({**env, "LINKEDGE_DATA_DIR": str(tmp_path / "data")}, tmp_path)
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    edge = ReusePortEdge(free_port(), free_port_run(EDGE_PROCESSES), EDGE_PROCESSES)
+    try:
+        procs.serve(
+            "edge",
+            *("--host", "127.0.0.1", "--port", str(edge.port), "--workers", str(EDGE_PROCESSES)),
+            name="edge",
+            extra={"LOCAL_CACHE_TTL": "600", "EDGE_METRICS_PORT": str(edge.metrics_base)},
+        )
+        procs.serve("worker", name="worker", extra={"WORKER_METRICS_PORT": str(free_port()), "ROLLUP_IDLE_MS": "20"})
+
+        def alive() -> bool:
+            dead = [p.name for p in procs.started if p.proc.poll() is not None]
+            assert not dead, f"{dead} exited early\n{procs.logs_text()}"
+            return True
+
+        wait_for_port(edge.port, timeout=30)
+        wait_for(
+            lambda: alive() and edge.each("linkedge_edge_invalidation_subscribed") == [1] * EDGE_PROCESSES,
+            "both edge processes to subscribe to invalidations",
+            detail=procs.logs_text,
+        )
+        wait_for(
+            lambda: alive() and bool(client.exists(ready_key(env["KEY_PREFIX"]))),
+            "the worker to build the serving cache",
+            detail=procs.logs_text,
+        )
+        with (
+            DnsServer() as dns,
+            TestClient(create_app(ApiSettings.from_env({**env, "DNS_RESOLVER": dns.address}))) as api,
+        ):
+            yield DomainStack(edge, procs, api, dns, client, env["KEY_PREFIX"], env["DATABASE_URL"])
+    finally:
+        procs.stop_all()
+        client.close()
+
+
+def test_a_team_domain_reaches_every_edge_process(domain_stack: DomainStack) -> None:
+    s, edge = domain_stack, domain_stack.edge
+    acme = team_key(s.database_url, "acme", "pro").headers
+    globex = team_key(s.database_url, "globex", "pro").headers
+    acme_domain, globex_domain = s.add_domain(acme, ACME), s.add_domain(globex, GLOBEX)
+    s.call("POST", f"/domains/{acme_domain['id']}/verify", acme)
+    # "sale" three times: on each team's domain and on the service's own host.
+    links = {
+        ACME: s.link(acme, "https://acme.test/sale", domain=ACME),
+        GLOBEX: s.link(globex, "https://globex.test/sale", domain=GLOBEX),
+        PLATFORM: s.link(acme, "https://platform.test/sale"),
+    }
+    assert links[ACME]["short_url"] == f"https://{ACME}/sale"
+
+    # Not verified yet: globex's domain serves nothing, on either process (each caches the miss).
+    assert edge.converge(GLOBEX, "/sale", (404, ""), time.monotonic()) < 5
+    start = time.monotonic()
+    assert s.call("POST", f"/domains/{globex_domain['id']}/verify", globex)["verified"] is True
+    assert edge.converge(GLOBEX, "/sale", (302, "https://globex.test/sale"), start) < PROPAGATION
+
+    # Each host's "sale" is its own link, answered by both processes from their in-process caches.
+    for host, link in links.items():
+        edge.warm(host, "/sale", (302, link["destination"]))
+
+    # A code the domain lacks is a 404 until the domain gets a not_found_url; the PATCH reaches
+    # both processes within a second, and only that domain: the others' unknown codes stay 404s.
+    edge.warm(ACME, "/nope", (404, ""))
+    start = time.monotonic()
+    s.call("PATCH", f"/domains/{acme_domain['id']}", acme, json={"not_found_url": "https://acme.test/missing"})
+    assert edge.converge(ACME, "/nope", (302, "https://acme.test/missing"), start) < PROPAGATION
+    for host in (GLOBEX, PLATFORM):
+        assert edge.converge(host, "/nope", (404, ""), time.monotonic()) < 5
+    assert edge.converge(ACME, "/sale", (302, "https://acme.test/sale"), time.monotonic()) < 5
+
+    # Deleted (its link disabled by force): within a second neither process serves the domain,
+    # while the same slug on the other domain and on the service's host keeps its destination.
+    edge.warm(ACME, "/sale", (302, "https://acme.test/sale"))
+    # Each of these was an orphan visit of a live domain.
+    orphans = {acme_domain["id"]: edge.sent[(ACME, "/nope")], globex_domain["id"]: edge.sent[(GLOBEX, "/nope")]}
+    start = time.monotonic()
+    assert s.call("DELETE", f"/domains/{acme_domain['id']}?force=true", acme)["deleted"] is True
+    assert edge.converge(ACME, "/sale", (404, ""), start) < PROPAGATION
+    assert edge.converge(ACME, "/nope", (404, ""), start) < PROPAGATION  # no not_found_url either
+    for host in (GLOBEX, PLATFORM):
+        assert edge.converge(host, "/sale", (302, links[host]["destination"]), time.monotonic()) < 5
+
+    # Every redirect answered (polls included) is one click of its own link in PostgreSQL, and
+    # every request for an unknown code of a live domain one orphan visit of that domain.
+    clicks = {links[h]["id"]: edge.redirects[(h, "/sale", links[h]["destination"])] for h in links}
+    assert all(n > 0 for n in [*clicks.values(), *orphans.values()]), (clicks, orphans)
+    events = sum(clicks.values()) + sum(orphans.values())
+    assert sum(edge.each("linkedge_edge_events_dropped_total")) == 0
+    wait_for(lambda: sum(edge.each("linkedge_edge_events_flushed_total")) >= events, "the edge to flush", detail=s.logs)
+    assert sum(edge.each("linkedge_edge_events_flushed_total")) == events
+    wait_for(lambda: streams_drained(s.redis, s.prefix, s.query), "the worker to apply every event", detail=s.logs)
+    assert {str(r["id"]): r["scan_count"] for r in s.query("SELECT id, scan_count FROM links")} == clicks
+    totals = {str(r["subject_id"]): (r["clicks"], r["bots"]) for r in s.query("SELECT * FROM stats_totals")}
+    assert totals == {link: (n, 0) for link, n in clicks.items()}
+    visits = s.query("SELECT domain_id, kind, sum(visits)::int AS n FROM domain_orphan_hourly GROUP BY 1, 2")
+    assert {(str(r["domain_id"]), r["kind"]): r["n"] for r in visits} == {
+        (d, "not_found"): n for d, n in orphans.items()
+    }
