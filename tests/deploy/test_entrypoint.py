@@ -61,7 +61,7 @@ def test_plans_use_the_serve_command_lines_on_all_interfaces() -> None:
 
     worker = ep.plan("worker", {})
     assert worker.argv[1:] == ["-m", "workers"]
-    assert worker.health_url == "http://127.0.0.1:9100/metrics"
+    assert worker.health_url == "http://127.0.0.1:9100/healthz"
 
 
 def test_edge_workers_default_to_the_container_cpu_limit(tmp_path: Path) -> None:
@@ -204,7 +204,11 @@ def test_serving_role_starts_and_passes_the_image_healthcheck(role: str, serving
         url = (tmp_path / "health").read_text().strip()
         port = {"edge": "EDGE_PORT", "api": "API_PORT", "worker": "WORKER_METRICS_PORT"}[role]
         assert url.startswith(f"http://127.0.0.1:{environment[port]}/")
-        if role != "worker":
+        assert url.endswith("/healthz")
+        if role == "worker":
+            with urllib.request.urlopen(url, timeout=5) as response:  # a healthy worker says so
+                assert response.read().strip() == b"ok"
+        else:
             ready = url.replace("/healthz", "/readyz")
             with urllib.request.urlopen(ready, timeout=5) as response:
                 assert response.status == 200
