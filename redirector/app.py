@@ -37,7 +37,7 @@ from redirector.domains import (
     site_root,
     unknown_host,
 )
-from redirector.edge import Edge
+from redirector.edge import CacheNotReady, Edge
 from redirector.hit import Hit
 from redirector.keys import invalidation_channel
 from redirector.links import password_post, serve_code
@@ -84,6 +84,9 @@ class Endpoint:
             await self.handler(hit, receive)
         except REDIS_ERRORS:
             hit.edge.metrics.redis_errors += 1
+            await hit.fail(503, extra=RETRY)
+        except CacheNotReady:
+            hit.edge.metrics.not_ready += 1
             await hit.fail(503, extra=RETRY)
 
 

@@ -8,6 +8,7 @@ keys from the local caches.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -24,7 +25,7 @@ from redirector.cache import (
 from redirector.emitter import Emitter
 from redirector.geo import GeoIP, create_client_ip, create_trust
 from redirector.hosts import canonical_host, is_ip_literal
-from redirector.keys import RESET, domain_key, link_key, page_key
+from redirector.keys import RESET, domain_key, link_key, page_key, ready_key
 from redirector.local_cache import MISSING, LocalCache
 from redirector.metrics import Metrics
 from redirector.pubsub import Subscriber
@@ -36,6 +37,14 @@ from redirector.visitor import VisitorHasher
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+READY_MEMO = 1.0  # seconds a "the cache is whole" answer is trusted before a miss asks again
+
+
+class CacheNotReady(Exception):
+    """Redis lost the cache (its ready sentinel, seen before, is gone) and the rebuild has not put it
+    back yet: a miss proves nothing, so the request gets a 503 rather than a 404."""
+
+
 PAGE_CACHE_MAX = 5_000  # pages carry their HTML; keep their share of memory bounded
 DECODE_MEMO_MAX = 10_000
 AGENT_MEMO_MAX = 8_192
@@ -69,6 +78,11 @@ class Edge:
         # with the domain's invalidation and on every reset, like the local cache.
         self.sites: dict[str, DomainRecord] = {}
         self.forwarded_host = settings.forwarded_host
+        # The ready sentinel is one key on one Redis; a cluster's are per master (the worker's), so
+        # there a miss is believed as it is.
+        self.ready_key = None if hasattr(store, "known_addresses") else ready_key(settings.key_prefix)
+        self._ready_until = 0.0
+        self._ready_seen = False  # a sentinel never seen (a cache not built yet) does not stop 404s
         self.emitter = Emitter(store, settings, self.metrics)
         self.geo = GeoIP(settings.geoip_db)
         self.hasher = VisitorHasher(settings.visitor_salt)
@@ -172,6 +186,8 @@ class Edge:
             self.metrics.stale_served += 1
             return None if stale is MISSING else stale  # type: ignore[return-value]
         record: T | None = None
+        if data is None and self.ready_key is not None and not await self._cache_ready():
+            raise CacheNotReady(key)
         if data is not None:
             try:
                 record = decode(data)
@@ -180,6 +196,18 @@ class Edge:
                 log.error("undecodable record %s: %s", key, e)
         cache.put(key, MISSING if record is None else record, generation)
         return record
+
+    async def _cache_ready(self) -> bool:
+        """Whether a miss may be believed: the ready sentinel is there, or this process never saw it
+        (nothing has built the cache yet, so nothing was lost). A yes is kept for a second."""
+        now = time.monotonic()
+        if now < self._ready_until:
+            return True
+        if await self.store.get(self.ready_key) is None:  # type: ignore[arg-type]
+            return not self._ready_seen
+        self._ready_seen = True
+        self._ready_until = now + READY_MEMO
+        return True
 
     def _decode_link(self, data: bytes) -> LinkRecord:
         """Decoding is pure, so the same bytes from Redis need not be parsed twice (cache off)."""
@@ -215,6 +243,7 @@ class Edge:
         self.pages.demote()
         self.domains.demote()
         self.sites.clear()
+        self._ready_until = 0.0  # Redis may have come back empty
 
     def is_bio_host(self, host: bytes) -> bool:
         if self.bio_hosts is None:

@@ -25,6 +25,7 @@ class Metrics:
         self.record_errors = 0
         self.invalidations = 0
         self.stale_served = 0
+        self.not_ready = 0  # misses answered 503 because Redis holds no cache yet (edge.CacheNotReady)
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self.counters: dict[str, tuple[str, Callable[[], float]]] = {}
 
@@ -61,6 +62,12 @@ class Metrics:
             [("", self.events_dropped)],
         )
         family("linkedge_edge_redis_errors_total", "counter", "Failed Redis commands.", [("", self.redis_errors)])
+        family(
+            "linkedge_edge_cache_not_ready_total",
+            "counter",
+            "Misses answered 503 because Redis held no cache yet (before a rebuild).",
+            [("", self.not_ready)],
+        )
         family(
             "linkedge_edge_record_errors_total",
             "counter",

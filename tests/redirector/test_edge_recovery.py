@@ -185,3 +185,34 @@ def test_healthz_stays_200_through_a_plain_redis_outage(env):
             with private_redis(port=port):
                 assert wait_until(lambda: client.get("/readyz").status_code == 200, timeout=10)
                 assert client.get("/healthz").status_code == 200
+
+
+def test_a_miss_is_a_503_not_a_404_while_the_lost_cache_is_being_rebuilt(env) -> None:
+    """Redis came back empty: until the rebuild writes the ready sentinel again, a link that is not
+    in Redis may only be not yet rebuilt, so the edge answers 503 (retry) rather than 404 (gone)."""
+    from redirector.keys import ready_key
+
+    r = redis.Redis.from_url(env["REDIS_URL"])
+    prefix = env["KEY_PREFIX"]
+    settings = settings_for(env, local_cache=False)
+    try:
+        put_link(r, prefix, "kept", "https://example.com/kept")
+        with edge_client(settings) as client:
+            # Never built (no sentinel seen yet): a miss is a 404, as on a fresh install.
+            assert client.get("/gone", headers=BROWSER).status_code == 404
+            r.set(ready_key(prefix), "1")
+            assert client.get("/gone", headers=BROWSER).status_code == 404  # built: the miss is believed
+            # Redis loses everything (the sentinel too).
+            r.delete(ready_key(prefix), link_key(prefix, "kept"))
+            time.sleep(1.1)  # past the second a "ready" answer is trusted
+            lost = client.get("/kept", headers=BROWSER)
+            assert lost.status_code == 503 and lost.headers["retry-after"] == "1"
+            # The rebuild puts the record and then the sentinel back.
+            put_link(r, prefix, "kept", "https://example.com/kept")
+            r.set(ready_key(prefix), "1")
+            assert client.get("/kept", headers=BROWSER).headers["location"] == "https://example.com/kept"
+            assert client.get("/gone", headers=BROWSER).status_code == 404
+    finally:
+        for key in r.scan_iter(match=f"{prefix}*"):
+            r.delete(key)
+        r.close()
