@@ -17,7 +17,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -178,16 +179,21 @@ class Process:
     ``ready_url`` is polled until it answers 200; :meth:`stop` sends SIGTERM, then SIGKILL.
     """
 
-    def __init__(self, what: str, env: dict[str, str], log: Path, *, port: int, workers: int = 1) -> None:
+    def __init__(
+        self, what: str, env: dict[str, str], log: Path, *, port: int, workers: int = 1, metrics_port: int = 0
+    ) -> None:
         self.what = what
         self.log = log
         self.port = port
+        self.metrics_port = metrics_port  # an edge's process i serves /metrics on metrics_port + i (0: none)
         argv = [sys.executable, "-m", "cli.main", "serve", what]
         if what != "worker":
             argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
         full_env = {**os.environ, **env, "LOG_LEVEL": "INFO"}
         if what == "worker":
             full_env["WORKER_METRICS_PORT"] = str(port)
+        elif what == "edge":
+            full_env["EDGE_METRICS_PORT"] = str(metrics_port)  # never the default port, which others may hold
         with log.open("ab") as out:
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=out, stderr=out)
         path = "/metrics" if what == "worker" else "/readyz"
@@ -226,3 +232,32 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+@contextmanager
+def stack(env: dict[str, str], tmp: Path) -> Iterator[dict[str, Process]]:
+    """API, a caching edge (one process), a non-caching edge (two processes) and a worker; all stopped at the end."""
+    api_port, edge_port, direct_port, worker_port, metrics_port = free_ports(5)
+    with ExitStack() as stop:
+        procs = {
+            "api": Process("api", env, tmp / "api.log", port=api_port),
+            "edge": Process(
+                "edge",
+                {**env, "LOCAL_CACHE_TTL": "3600"},
+                tmp / "edge.log",
+                port=edge_port,
+                metrics_port=metrics_port,
+            ),
+            "direct": Process("edge", {**env, "LOCAL_CACHE": "0"}, tmp / "direct.log", port=direct_port, workers=2),
+            "worker": Process(
+                "worker",
+                {**env, "ROLLUP_IDLE_MS": "50", "CACHE_HEAL_INTERVAL": "0.5"},
+                tmp / "worker.log",
+                port=worker_port,
+            ),
+        }
+        for proc in procs.values():
+            stop.callback(proc.stop)
+        for proc in procs.values():
+            proc.wait_ready()
+        yield procs

@@ -16,8 +16,7 @@ import random
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -29,34 +28,11 @@ from redis.asyncio.cluster import RedisCluster
 from kit.redis import connect_redis
 from redirector.keys import ARQ_TAG, event_stream_key, link_key
 from tests.support import team_key
-from tests.system.cluster.support import ROOT, LocalCluster, Process, free_ports, wait_for
+from tests.system.cluster.support import ROOT, LocalCluster, stack, wait_for
 
 BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"}
 LINKS = 60
 CLICKS = 600
-
-
-@contextmanager
-def stack(env: dict[str, str], tmp: Path) -> Iterator[dict[str, Process]]:
-    """API, a caching edge (one process), a non-caching edge (two processes) and a worker; all stopped at the end."""
-    api_port, edge_port, direct_port, worker_port = free_ports(4)
-    with ExitStack() as stop:
-        procs = {
-            "api": Process("api", env, tmp / "api.log", port=api_port),
-            "edge": Process("edge", {**env, "LOCAL_CACHE_TTL": "3600"}, tmp / "edge.log", port=edge_port),
-            "direct": Process("edge", {**env, "LOCAL_CACHE": "0"}, tmp / "direct.log", port=direct_port, workers=2),
-            "worker": Process(
-                "worker",
-                {**env, "ROLLUP_IDLE_MS": "50", "CACHE_HEAL_INTERVAL": "0.5"},
-                tmp / "worker.log",
-                port=worker_port,
-            ),
-        }
-        for proc in procs.values():
-            stop.callback(proc.stop)
-        for proc in procs.values():
-            proc.wait_ready()
-        yield procs
 
 
 @pytest.mark.timeout(240)
