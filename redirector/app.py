@@ -12,6 +12,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from time import monotonic
 from typing import Any, TypedDict
 
 from starlette.applications import Starlette
@@ -122,13 +123,13 @@ async def code_route(hit: Hit, receive: Receive) -> None:
     if host is None:
         host = host_name(hit)
     if host:  # a team domain (or an unknown host)
-        site = edge.sites.get(host)
-        if site is None:
-            found = await site_of(hit, host)
-            if found is UNKNOWN:
-                return await unknown_host(hit)
-            site = found  # type: ignore[assignment]
-        if site is not None:
+        entry = edge.sites.get(host)
+        if entry is not None and entry[0] > monotonic():
+            return await site_code(hit, receive, entry[1], name)
+        site = await site_of(hit, host)
+        if site is UNKNOWN:
+            return await unknown_host(hit)
+        if isinstance(site, DomainRecord):
             return await site_code(hit, receive, site, name)
     if hit.edge.is_bio_host(hit.headers.get(b"host", b"")):
         if method == "POST":

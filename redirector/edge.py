@@ -74,9 +74,10 @@ class Edge:
         self.platform_hosts = platform_hosts(settings.public_base_url, settings.bio_base_url)
         # Host header bytes -> canonical hostname, PLATFORM for the service's own: one dict lookup a request.
         self.hosts: dict[bytes, str] = {}
-        # Hostname -> its domain record, for hosts found: the hot path's second dict lookup. Emptied
-        # with the domain's invalidation and on every reset, like the local cache.
-        self.sites: dict[str, DomainRecord] = {}
+        # Hostname -> (expiry, its domain record), for hosts found: the hot path's second dict lookup.
+        # An entry goes with the domain's invalidation, on every reset, and after LOCAL_CACHE_TTL
+        # like a local cache entry (the safety net for a missed invalidation).
+        self.sites: dict[str, tuple[float, DomainRecord]] = {}
         self.forwarded_host = settings.forwarded_host
         # The ready sentinel is one key on one Redis; a cluster's are per master (the worker's), so
         # there a miss is believed as it is.
@@ -146,22 +147,23 @@ class Edge:
 
     async def domain(self, hostname: str) -> DomainRecord | None:
         """The verified team domain ``hostname``, or ``None``; Redis failures raise."""
-        site = self.sites.get(hostname)
-        if site is not None:
-            return site
+        entry = self.sites.get(hostname)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
         key = self.domain_prefix + hostname
         cache = self.domains
         generation = cache.generation
         hit = cache.get(key)
-        if hit is not None:
-            site = None if hit is MISSING else hit  # type: ignore[assignment]
-        else:
+        site: DomainRecord | None
+        if hit is None:
             site = await self._fetch(cache, key, decode_domain)
+        else:
+            site = hit if isinstance(hit, DomainRecord) else None
         if site is not None and cache.enabled and generation == cache.generation:
             sites = self.sites
             if len(sites) >= DOMAIN_CACHE_MAX:
                 sites.clear()
-            sites[hostname] = site
+            sites[hostname] = (time.monotonic() + cache.ttl, site)
         return site
 
     async def page(self, handle: str) -> PageRecord | None:

@@ -41,6 +41,7 @@ STATEFUL_OR_CROSS_FIELD = {
     # A link's domain must be one of the team's domains (a reference to stored data).
     ("domain", "must be one of this team's domains"),
     ("domain", "must be a links domain"),
+    ("domain", "must be a bio domain"),
     # Verification needs the TXT record in DNS (what a resolver answers, not the request).
     ("hostname", "needs the TXT record"),
     # Sizes in bytes of encoded JSON, and counts of unnamed keys (stated in the descriptions).
@@ -111,14 +112,24 @@ def _repaired_rules(rules: Any) -> None:
                 conditions.pop("before")
 
 
+# The seeded domain (kind both) a positive body may name: a link's or a page's `domain` must be one
+# of the team's domains, a reference to stored data that JSON Schema cannot state.
+TARGET_DOMAIN = "target.example.com"
+NAMES_A_DOMAIN = {"POST /api/v1/links", "PATCH /api/v1/links/{link_id}", "POST /api/v1/bio-pages"}
+
+
 @schemathesis.hook
 def map_case(context: Any, case: Any) -> Any:
     if case.meta is None or not case.meta.generation.mode.is_positive or not isinstance(case.body, dict):
         return case
     _repaired_rules(case.body.get("routing_rules"))
+    if isinstance(case.body.get("domain"), str) and case.operation.label in NAMES_A_DOMAIN:
+        case.body["domain"] = TARGET_DOMAIN
     for item in case.body.get("links", []) if case.operation.label == "POST /api/v1/links/bulk" else []:
         if isinstance(item, dict):
             _repaired_rules(item.get("routing_rules"))
+            if isinstance(item.get("domain"), str):
+                item["domain"] = TARGET_DOMAIN
     return case
 
 

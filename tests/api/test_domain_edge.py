@@ -306,3 +306,18 @@ def test_the_tls_ask_endpoint_allows_only_the_services_hosts_and_verified_domain
     assert httpx.post(ask, params={"domain": HOST}, timeout=5).status_code == 405
     # /metrics is still served beside it.
     assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+
+
+def test_a_cached_domain_expires_like_any_cached_record(api: Api, dns, make_edge, sync_redis, settings) -> None:
+    """The local cache's TTL is the safety net for a missed invalidation: domain records have it too."""
+    from redirector.keys import domain_key, link_key
+
+    made = domain(api, dns)
+    link(api, "https://acme.test/ttl", custom_slug="ttl", domain=HOST)
+    edge = make_edge(LOCAL_CACHE="1", LOCAL_CACHE_TTL="1")
+    assert get(edge, "/ttl").headers["location"] == "https://acme.test/ttl"
+    # Gone from Redis without a word on the invalidation channel (as if the announcement were lost).
+    sync_redis.delete(domain_key(settings.key_prefix, HOST), link_key(settings.key_prefix, "ttl", made["id"]))
+    assert get(edge, "/ttl").status_code == 302  # still cached
+    time.sleep(1.3)
+    assert get(edge, "/ttl").status_code == 404

@@ -120,7 +120,11 @@ def seed(base: str, key: TeamKey) -> dict[str, list[str]]:
             for i in range(2)
         ]
         pages.append(post("/bio/pages", {"title": "Seed data", "page_data": {"links": [{"url": "https://a.example"}]}}))
-    return {"links": links, "targets": targets, "pages": pages}
+        # Domains: some for path ids (requests may delete them), one that bodies name as their domain
+        # (kind both: links and a bio page may use it; it is never in the path dictionary).
+        domains = [post("/domains", {"hostname": f"seed-{i}.example.com"}) for i in range(2)]
+        post("/domains", {"hostname": "target.example.com", "kind": "both"})  # schemathesis_hooks.TARGET_DOMAIN
+    return {"links": links, "targets": targets, "pages": pages, "domains": domains}
 
 
 def config(ids: dict[str, list[str]]) -> str:
@@ -143,9 +147,17 @@ values = {values(ids["pages"])}
 [dictionaries.targets]
 values = {values(ids["targets"])}
 
+[dictionaries.domains]
+values = {values(ids["domains"])}
+
+[dictionaries.hostnames]
+values = ["target.example.com"]
+
 [parameters]
 "path.link_id" = {{ dictionary = "links", probability = 0.5 }}
 "path.page_id" = {{ dictionary = "pages", probability = 0.5 }}
+"path.domain_id" = {{ dictionary = "domains", probability = 0.5 }}
+"body.domain" = {{ dictionary = "hostnames", probability = 0.9 }}
 "body.blocks[*].link_id" = {{ dictionary = "targets", probability = 0.9 }}
 "body.page_data.links[*].link_id" = {{ dictionary = "targets", probability = 0.9 }}
 """
