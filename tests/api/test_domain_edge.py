@@ -14,30 +14,21 @@ import pytest
 from fastapi.testclient import TestClient
 from redis.asyncio import Redis
 
-from api.settings import Settings
 from kit.postgres import create_pool
 from redirector.app import create_app as create_edge
 from redirector.hosts import canonical_host
 from redirector.settings import Settings as EdgeSettings
+from tests.api.domain_fixtures import dns, settings
 from tests.api.support import Api
 from tests.dns_server import DnsServer
 from tests.support import run_sync
 from workers.rollup import Rollup
 from workers.settings import Settings as WorkerSettings
 
+__all__ = ["dns", "settings"]  # fixtures, used by name
+
 HOST = "go.acme.test"
 BROWSER = {"user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"}
-
-
-@pytest.fixture
-def dns() -> Iterator[DnsServer]:
-    with DnsServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(env: dict[str, str], dns: DnsServer) -> Settings:
-    return Settings.from_env({**env, "DNS_RESOLVER": dns.address})
 
 
 @pytest.fixture

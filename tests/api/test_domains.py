@@ -3,7 +3,7 @@ plan limits, tenant isolation, and links on domains (codes unique per domain).""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -11,22 +11,14 @@ import redis
 from api.settings import Settings
 from redirector.cache import decode_domain, decode_record
 from redirector.keys import domain_key, link_key
+from tests.api.domain_fixtures import dns, settings
 from tests.api.support import Api
 from tests.dns_server import DnsServer
 from tests.support import free_port
 
+__all__ = ["dns", "settings"]  # fixtures, used by name
+
 HOST = "go.acme.test"
-
-
-@pytest.fixture
-def dns() -> Iterator[DnsServer]:
-    with DnsServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(env: dict[str, str], dns: DnsServer) -> Settings:
-    return Settings.from_env({**env, "DNS_RESOLVER": dns.address})
 
 
 def add(api: Api, hostname: str = HOST, **body: object) -> dict:
