@@ -84,6 +84,7 @@ class Edge:
         self.ready_key = None if hasattr(store, "known_addresses") else ready_key(settings.key_prefix)
         self._ready_until = 0.0
         self._ready_seen = False  # a sentinel never seen (a cache not built yet) does not stop 404s
+        self._ready_probe_after = 0.0
         self.emitter = Emitter(store, settings, self.metrics)
         self.geo = GeoIP(settings.geoip_db)
         self.hasher = VisitorHasher(settings.visitor_salt)
@@ -188,8 +189,12 @@ class Edge:
             self.metrics.stale_served += 1
             return None if stale is MISSING else stale  # type: ignore[return-value]
         record: T | None = None
-        if data is None and self.ready_key is not None and not await self._cache_ready():
-            raise CacheNotReady(key)
+        if self.ready_key is not None:
+            if data is None:
+                if not await self._cache_ready():
+                    raise CacheNotReady(key)
+            elif not self._ready_seen:
+                await self._learn_ready()
         if data is not None:
             try:
                 record = decode(data)
@@ -210,6 +215,17 @@ class Edge:
         self._ready_seen = True
         self._ready_until = now + READY_MEMO
         return True
+
+    async def _learn_ready(self) -> None:
+        """Until this process has seen the ready sentinel, look for it (at most once a second) when
+        a record is read: a cache that lost its sentinel can only be told from one never built so."""
+        now = time.monotonic()
+        if now < self._ready_probe_after:
+            return
+        self._ready_probe_after = now + READY_MEMO
+        if await self.store.get(self.ready_key) is not None:  # type: ignore[arg-type]
+            self._ready_seen = True
+            self._ready_until = now + READY_MEMO
 
     def _decode_link(self, data: bytes) -> LinkRecord:
         """Decoding is pure, so the same bytes from Redis need not be parsed twice (cache off)."""
