@@ -45,7 +45,12 @@ class MetricsListener:
         except OSError as e:
             log.warning("edge metrics not served on %s:%d: %s", host, port, e)
             return
-        self.port = self._server.sockets[0].getsockname()[1]
+        if port:
+            self.port = port
+            return
+        sockets = self._server.sockets  # port 0: the kernel's choice (uvloop may hand back None here)
+        name = sockets[0].getsockname() if sockets and sockets[0] is not None else None
+        self.port = int(name[1]) if name else 0
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

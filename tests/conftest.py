@@ -129,4 +129,7 @@ def env(database_url: str, redis_url: str, key_prefix: str, clean: None) -> dict
         "PUBLIC_BASE_URL": "http://sho.rt",
         "BIO_BASE_URL": "http://bio.test",
         "VISITOR_SALT": "test-salt",
+        # No edge metrics listener unless a test asks for one on a port of its own: edges of tests
+        # running side by side would all want the default one.
+        "EDGE_METRICS_PORT": "0",
     }
