@@ -120,3 +120,16 @@ def arq_queue_name(prefix: str) -> str:
 def purge_cron_name(prefix: str) -> str:
     """The purge cron's name; arq builds each firing's job id from it, so it carries the prefix and tag."""
     return f"{prefix}cron:purge_deleted_pages{ARQ_TAG}"
+
+
+def retention_cron_name(prefix: str) -> str:
+    """The analytics retention cron's name: like :func:`purge_cron_name`, with the prefix and arq's tag."""
+    return f"{prefix}cron:prune_expired_stats{ARQ_TAG}"
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+
+def key_used_gate_key(prefix: str, key_id: str) -> str:
+    """Set (NX, 60 s) when the API records a key's ``last_used_at``: at most one write a minute per key."""
+    return f"{prefix}ak:used:{key_id}"

@@ -1,8 +1,9 @@
-"""arq jobs enqueued by the API: removing deleted bio pages.
+"""arq jobs: removing deleted bio pages (enqueued by the API), and the retention prune.
 
 ``DELETE /bio-pages/{id}`` marks the page (it stops serving at once) and enqueues
 ``delete_page``; the rows go here. ``purge_deleted_pages`` catches pages whose job was lost
-(Redis down at enqueue time, queue flushed).
+(Redis down at enqueue time, queue flushed). ``prune_expired_stats`` (:mod:`workers.retention`)
+runs hourly as a cron job and can be enqueued by hand.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import asyncpg
 from arq.worker import func
+
+from workers.retention import prune_expired_stats
 
 log = logging.getLogger("linkedge.jobs")
 
@@ -61,4 +64,8 @@ async def purge_deleted_pages(ctx: dict[str, Any], older_than_s: int = 600) -> i
         return await _delete(conn, ids) if ids else 0
 
 
-FUNCTIONS = [func(delete_page, name="delete_page"), func(purge_deleted_pages, name="purge_deleted_pages")]
+FUNCTIONS = [
+    func(delete_page, name="delete_page"),
+    func(purge_deleted_pages, name="purge_deleted_pages"),
+    func(prune_expired_stats, name="prune_expired_stats"),
+]

@@ -1,5 +1,6 @@
 """The arq worker: the roll-up and cache-heal loops, the jobs of ``workers.jobs``, and a cron
-job every 10 minutes that purges bio pages deleted but not yet removed (``purge_deleted_pages``).
+job every 10 minutes that purges bio pages deleted but not yet removed (``purge_deleted_pages``),
+and an hourly one that deletes roll-ups older than the team's plan keeps (``prune_expired_stats``).
 
 The roll-up runs as long-lived background tasks started in ``startup`` rather than as an arq
 cron job: cron fires at most once a second and each firing costs an enqueue, while the loop
@@ -35,11 +36,12 @@ from arq.worker import Worker, func
 from kit.postgres import create_pool
 from kit.queue import ArqPool, create_arq_pool
 from kit.redis import connect_redis
-from redirector.keys import purge_cron_name
+from redirector.keys import purge_cron_name, retention_cron_name
 from workers.heal import heal_loop
 from workers.health import REDIS_DOWN, Health
 from workers.jobs import FUNCTIONS, purge_deleted_pages
 from workers.metrics import Metrics
+from workers.retention import prune_expired_stats
 from workers.rollup import Rollup
 from workers.settings import Settings
 
@@ -228,7 +230,9 @@ def create_worker(settings: Settings, **kwargs: Any) -> Worker:
         # Catches bio pages whose delete_page job was lost; arq runs each firing once across workers
         # (unique). arq builds the firing's job id from the name, so the name carries the arq slot's tag.
         cron_jobs=[
-            cron(purge_deleted_pages, name=purge_cron_name(settings.key_prefix), minute={0, 10, 20, 30, 40, 50})
+            cron(purge_deleted_pages, name=purge_cron_name(settings.key_prefix), minute={0, 10, 20, 30, 40, 50}),
+            # Hourly, off the purge's minutes; each run deletes in short batches (workers.retention).
+            cron(prune_expired_stats, name=retention_cron_name(settings.key_prefix), minute=35, timeout=3600),
         ],
         queue_name=settings.queue_name,
         on_startup=startup,
