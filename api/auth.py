@@ -9,12 +9,20 @@ per client address for failed authentications (:data:`AUTH_FAILURES_PER_MINUTE`)
 keys is throttled before it reaches the database. When Redis is unreachable the API stays up
 (fail open) but each process keeps counting in memory (:class:`LocalLimiter`) against the same
 limits, so an outage cannot turn into an unlimited flood.
+
+A key's ``last_used_at`` is written at most once a minute per key, off the request path: a
+successful authentication sets a 60-second Redis gate (``SET NX EX``) and, when this request set
+it, schedules the UPDATE as a background task that the request never awaits. A failed write is
+logged and forgotten (the next one is a minute later). While Redis is unreachable each process
+gates in memory instead (:class:`UseGate`), so the column is still written about once a minute.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import string
 import time
@@ -32,7 +40,7 @@ from api.limiter import LocalLimiter
 from api.plans import Plan, get_plan
 from api.settings import Settings
 from api.state import ApiRequest
-from redirector.keys import api_rate_key, auth_failures_key
+from redirector.keys import api_rate_key, auth_failures_key, key_used_gate_key
 
 ABILITIES = (
     "links:read",
@@ -49,6 +57,11 @@ KEY_SCHEME = "lk_"
 AUTH_FAILURES_PER_MINUTE = 30  # per client address
 _ALPHABET = string.ascii_lowercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits
+LAST_USED_EVERY_S = 60  # at most one last_used_at write per key in this many seconds
+LAST_USED_TIMEOUT_S = 10.0  # a write still waiting on PostgreSQL after this is given up
+LAST_USED_MAX_PENDING = 1000  # writes in flight per process; beyond that a use goes unrecorded
+
+log = logging.getLogger("linkedge.api.auth")
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,54 @@ async def authenticate(pg: asyncpg.Pool, header: str | None) -> Principal:
     )
 
 
+class UseGate:
+    """The in-process fallback of the Redis gate: True at most once per ``every`` seconds per key."""
+
+    def __init__(self, every: float = LAST_USED_EVERY_S, max_keys: int = 100_000) -> None:
+        self.every = every
+        self.max_keys = max_keys
+        self.last: dict[UUID, float] = {}
+
+    def open(self, key_id: UUID, now: float) -> bool:
+        last = self.last.get(key_id)
+        if last is not None and now - last < self.every:
+            return False
+        if len(self.last) >= self.max_keys:  # forget the keys whose minute is over
+            self.last = {k: t for k, t in self.last.items() if now - t < self.every}
+        self.last[key_id] = now
+        return True
+
+
+_use_gate = UseGate()
+# Writes in flight: the event loop keeps only weak references to tasks, so they are held here.
+_pending_writes: set[asyncio.Task[None]] = set()
+
+
+async def _write_last_used(pg: asyncpg.Pool, key_id: UUID) -> None:
+    try:
+        await asyncio.wait_for(
+            pg.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", key_id), LAST_USED_TIMEOUT_S
+        )
+    except Exception as e:  # best effort: never surfaces, the next write is a minute away
+        log.warning("could not record last_used_at of API key %s: %s", key_id, e or type(e).__name__)
+
+
+async def record_use(redis: Redis, pg: asyncpg.Pool, settings: Settings, key_id: UUID) -> asyncio.Task[None] | None:
+    """Schedule the key's ``last_used_at`` write when its minute's gate opens; returns the write's task."""
+    try:
+        opened = bool(
+            await redis.set(key_used_gate_key(settings.key_prefix, str(key_id)), 1, nx=True, ex=LAST_USED_EVERY_S)
+        )
+    except RedisError:
+        opened = _use_gate.open(key_id, time.monotonic())
+    if not opened or len(_pending_writes) >= LAST_USED_MAX_PENDING:
+        return None
+    task = asyncio.create_task(_write_last_used(pg, key_id), name=f"last-used-{key_id}")
+    _pending_writes.add(task)
+    task.add_done_callback(_pending_writes.discard)
+    return task
+
+
 def _window(now: float) -> tuple[int, int]:
     window = int(now // 60)
     return window, (window + 1) * 60
@@ -162,11 +223,13 @@ async def authenticate_request(request: ApiRequest) -> Principal:
         raise _over("Too many failed authentications from this address", limit, failures, reset, now)
     header = request.headers.get("authorization")
     try:
-        return await authenticate(state["pg"], header)
+        principal = await authenticate(state["pg"], header)
     except Unauthorized:
         if header:  # a key was tried (no header at all guesses nothing)
             await _count(state["redis"], state["limiter"], key, window)
         raise
+    await record_use(state["redis"], state["pg"], state["settings"], principal.key_id)
+    return principal
 
 
 def require(ability: str) -> Callable[[ApiRequest], Awaitable[Principal]]:
