@@ -20,10 +20,12 @@ from api.bio import stats as bio_stats
 from api.bio.schemas import BioPageCreate, BioPageUpdate, PageDataCreate, PageDataUpdate
 from api.envelope import ok
 from api.fields import strict_json
+from api.freshness import freshness
 from api.openapi import BODY_ERRORS, error_responses
 from api.pagination import INT_CURSOR, PageParams, PerPage, cursor_param, page_params, paginate
 from api.params import Interval, Search, SearchText, WindowParams
 from api.state import ApiRequest
+from api.stats.responses import ok_response
 
 router = APIRouter(tags=["bio pages"], dependencies=[Depends(strict_json)])
 
@@ -149,27 +151,33 @@ async def delete_bio_page(request: ApiRequest, principal: Deleter, page_id: str)
 @router.get(
     "/bio-pages/{page_id}/stats/counters",
     summary="Views, visitors and clicks of a page",
-    responses=responses(402, 404, 422),
+    responses={**ok_response("The page's counters; meta says how fresh they are"), **responses(402, 404, 422)},
 )
 async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams) -> Response:
-    """Counters over the window (default: all the retained history), views in the last 7 days, all time."""
+    """Counters over the window (default: all the retained history), views in the last 7 days, all time.
+    `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
     view = await _view(request, principal, page_id)
-    async with request.state["pg"].acquire() as conn:
+    fresh = await freshness(request.state["pg"], request.state["redis"], request.state["settings"].key_prefix)
+    async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
         data = await bio_stats.counters(conn, principal.plan, view, query)
-    return ok(request, data)
+    return ok(request, data, **fresh.meta())
 
 
 @router.get(
-    "/bio-pages/{page_id}/stats/views", summary="Views and visitors over time", responses=responses(402, 404, 422)
+    "/bio-pages/{page_id}/stats/views",
+    summary="Views and visitors over time",
+    responses={**ok_response("The page's series; meta says how fresh it is"), **responses(402, 404, 422)},
 )
 async def bio_page_views(
     request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams, interval: Interval = None
 ) -> Response:
-    """Views and visitors per bucket in `tz`; without `from`, 24 hours, 30 days or 12 weeks up to `to`."""
+    """Views and visitors per bucket in `tz`; without `from`, 24 hours, 30 days or 12 weeks up to `to`.
+    `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
     view = await _view(request, principal, page_id)
-    async with request.state["pg"].acquire() as conn:
+    fresh = await freshness(request.state["pg"], request.state["redis"], request.state["settings"].key_prefix)
+    async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
         data = await bio_stats.views(conn, principal.plan, view, query, interval)
-    return ok(request, data)
+    return ok(request, data, **fresh.meta())
 
 
 @router.get(

@@ -13,10 +13,12 @@ from api.domains.objects import DeletedDomainEnvelope, DomainEnvelope, DomainLis
 from api.domains.schemas import DomainCreate, DomainUpdate
 from api.envelope import ok, rfc3339
 from api.fields import strict_json
+from api.freshness import freshness
 from api.openapi import BODY_ERRORS, error_responses
 from api.pagination import PageParams, page_params
 from api.params import Interval, WindowParams
 from api.state import ApiRequest
+from api.stats.responses import ok_response
 from api.stats.window import parse_window
 
 router = APIRouter(prefix="/domains", tags=["domains"], dependencies=[Depends(strict_json)])
@@ -127,7 +129,11 @@ async def verify_domain(domain_id: str, request: ApiRequest, principal: Writer) 
     return ok(request, domain_object(row, request.state["settings"]))
 
 
-@router.get("/{domain_id}/stats", summary="Orphan visits of a domain", responses=errors(404, 422))
+@router.get(
+    "/{domain_id}/stats",
+    summary="Orphan visits of a domain",
+    responses={**ok_response("The domain's orphan visits; meta says how fresh they are"), **errors(404, 422)},
+)
 async def domain_stats(
     domain_id: str, request: ApiRequest, principal: Analyst, query: WindowParams, interval: Interval = None
 ) -> Response:
@@ -137,6 +143,7 @@ async def domain_stats(
     pg = request.state["pg"]
     row = await service.get_domain(pg, principal.team_id, domain_id)
     window = parse_window(principal.plan, query, interval)
+    fresh = await freshness(pg, request.state["redis"], request.state["settings"].key_prefix)  # before the counters
     counts = await service.orphan_visits(pg, row["id"], window.start, window.end)
     data = {
         "domain_id": str(row["id"]),
@@ -145,4 +152,4 @@ async def domain_stats(
         "to": rfc3339(window.end),
         "orphan_visits": {**counts, "total": sum(counts.values())},
     }
-    return ok(request, data)
+    return ok(request, data, **fresh.meta())

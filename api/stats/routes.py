@@ -12,11 +12,13 @@ from starlette.responses import Response
 from api.auth import Principal, require
 from api.envelope import ok, rfc3339
 from api.fields import strict_json
+from api.freshness import freshness
 from api.links import service
 from api.links.responses import errors
 from api.params import Interval, WindowParams
 from api.state import ApiRequest
 from api.stats import queries
+from api.stats.responses import ok_response
 from api.stats.window import parse_window
 
 router = APIRouter(prefix="/links", tags=["analytics"], dependencies=[Depends(strict_json)])
@@ -30,7 +32,11 @@ def rfc3339_local(moment: datetime, tz: ZoneInfo) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-@router.get("/{link_id}/stats", summary="Analytics of a link", responses=errors(404, 422))
+@router.get(
+    "/{link_id}/stats",
+    summary="Analytics of a link",
+    responses={**ok_response("The link's counters; meta says how fresh they are"), **errors(404, 422)},
+)
 async def link_stats(
     link_id: str, request: ApiRequest, principal: Analyst, query: WindowParams, interval: Interval = None
 ) -> Response:
@@ -39,10 +45,12 @@ async def link_stats(
     24 hours, 30 days or 12 weeks up to `to`; a date `to` includes that day. The window is resolved
     to whole hours and clamped to the plan's retention; `data.from`/`data.to` give what was used.
     Bots and prefetches are not clicks; visitors are counted once per day (the visitor hash rotates
-    daily). Series buckets are labelled with their local start (`2026-11-01T00:00:00-04:00`)."""
+    daily). Series buckets are labelled with their local start (`2026-11-01T00:00:00-04:00`).
+    `meta.complete_through` and `meta.pending_events` tell "no clicks" from "not counted yet"."""
     pg = request.state["pg"]
     link = await service.get_link(pg, principal.team_id, link_id)  # 404 for another team's link
     window = parse_window(principal.plan, query, interval)
+    fresh = await freshness(pg, request.state["redis"], request.state["settings"].key_prefix)  # before the counters
     async with pg.acquire() as conn:
         series = await queries.series(conn, link["id"], window)
         tops = await queries.breakdowns(conn, link["id"], window.start, window.end)
@@ -69,4 +77,4 @@ async def link_stats(
         ],
         "breakdowns": tops,
     }
-    return ok(request, data)
+    return ok(request, data, **fresh.meta())
