@@ -120,17 +120,19 @@ def _moment(ms: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
 
 
-async def watermarks(pg: asyncpg.Pool | asyncpg.Connection) -> dict[int, str]:
-    """Every shard's watermark: ``EVENT_SHARDS`` (8) shards, plus any other shard that has a row."""
+async def watermarks(pg: asyncpg.Pool | asyncpg.Connection, shards: int = DEFAULT_SHARDS) -> dict[int, str]:
+    """Every shard's watermark: the ``EVENT_SHARDS`` shards, plus any other shard that has a row."""
     rows = await pg.fetch("SELECT shard, last_id FROM rollup_watermarks")
-    marks = dict.fromkeys(range(DEFAULT_SHARDS), INITIAL_ID)
+    marks = dict.fromkeys(range(shards), INITIAL_ID)
     marks.update({r["shard"]: r["last_id"] for r in rows})
     return marks
 
 
-async def freshness(pg: asyncpg.Pool | asyncpg.Connection, redis: Redis, prefix: str) -> Freshness:
+async def freshness(
+    pg: asyncpg.Pool | asyncpg.Connection, redis: Redis, prefix: str, event_shards: int = DEFAULT_SHARDS
+) -> Freshness:
     """Read before the counters. PostgreSQL errors propagate (the stats could not be read either)."""
-    marks = await watermarks(pg)
+    marks = await watermarks(pg, event_shards)
     shards = sorted(marks)
     try:
         async with asyncio.timeout(REDIS_TIMEOUT):

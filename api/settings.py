@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from api.domains.dns import parse_resolver
 from api.serving.config import DEFAULT_PUBLIC_BASE_URL, ServingConfig
 from kit.postgres import DEFAULT_DATABASE_URL
+from redirector.events import DEFAULT_SHARDS
 from redirector.keys import KEY_PREFIX, arq_queue_name
 from redirector.redis_url import DEFAULT_REDIS_URL
 
@@ -23,6 +24,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     pool_min: int = 1
     pool_max: int = 10
+    event_shards: int = DEFAULT_SHARDS  # EVENT_SHARDS, as the edge and the worker have it (stats freshness)
     dns_resolver: str = ""  # DNS_RESOLVER: host[:port] for domain checks; empty: the system's resolver
 
     @classmethod
@@ -37,6 +39,7 @@ class Settings:
             max_body_bytes=int(env.get("MAX_BODY_BYTES", cls.max_body_bytes)),
             pool_min=int(env.get("DB_POOL_MIN", cls.pool_min)),
             pool_max=int(env.get("DB_POOL_MAX", cls.pool_max)),
+            event_shards=int(env.get("EVENT_SHARDS", DEFAULT_SHARDS)),
             dns_resolver=_resolver(env.get("DNS_RESOLVER", "")),
         )
 

@@ -157,7 +157,12 @@ async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: st
     """Counters over the window (default: all the retained history), views in the last 7 days, all time.
     `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
     view = await _view(request, principal, page_id)
-    fresh = await freshness(request.state["pg"], request.state["redis"], request.state["settings"].key_prefix)
+    fresh = await freshness(
+        request.state["pg"],
+        request.state["redis"],
+        request.state["settings"].key_prefix,
+        request.state["settings"].event_shards,
+    )
     async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
         data = await bio_stats.counters(conn, principal.plan, view, query)
     return ok(request, data, **fresh.meta())
@@ -174,7 +179,12 @@ async def bio_page_views(
     """Views and visitors per bucket in `tz`; without `from`, 24 hours, 30 days or 12 weeks up to `to`.
     `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
     view = await _view(request, principal, page_id)
-    fresh = await freshness(request.state["pg"], request.state["redis"], request.state["settings"].key_prefix)
+    fresh = await freshness(
+        request.state["pg"],
+        request.state["redis"],
+        request.state["settings"].key_prefix,
+        request.state["settings"].event_shards,
+    )
     async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
         data = await bio_stats.views(conn, principal.plan, view, query, interval)
     return ok(request, data, **fresh.meta())

@@ -143,7 +143,9 @@ async def domain_stats(
     pg = request.state["pg"]
     row = await service.get_domain(pg, principal.team_id, domain_id)
     window = parse_window(principal.plan, query, interval)
-    fresh = await freshness(pg, request.state["redis"], request.state["settings"].key_prefix)  # before the counters
+    fresh = await freshness(
+        pg, request.state["redis"], request.state["settings"].key_prefix, request.state["settings"].event_shards
+    )  # before the counters
     counts = await service.orphan_visits(pg, row["id"], window.start, window.end)
     data = {
         "domain_id": str(row["id"]),

@@ -50,7 +50,9 @@ async def link_stats(
     pg = request.state["pg"]
     link = await service.get_link(pg, principal.team_id, link_id)  # 404 for another team's link
     window = parse_window(principal.plan, query, interval)
-    fresh = await freshness(pg, request.state["redis"], request.state["settings"].key_prefix)  # before the counters
+    fresh = await freshness(
+        pg, request.state["redis"], request.state["settings"].key_prefix, request.state["settings"].event_shards
+    )  # before the counters
     async with pg.acquire() as conn:
         series = await queries.series(conn, link["id"], window)
         tops = await queries.breakdowns(conn, link["id"], window.start, window.end)

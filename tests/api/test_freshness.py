@@ -185,3 +185,22 @@ def test_stats_answer_without_redis_with_the_fields_null(
                 assert {f: body["meta"][f] for f in FIELDS} == dict.fromkeys(FIELDS), (path, body["meta"])
                 assert body["data"]
                 assert time.monotonic() - started < 5
+
+
+def test_every_configured_shard_is_looked_at(env: dict[str, str], make_key: Callable[..., TeamKey]) -> None:
+    """With EVENT_SHARDS=12, an entry on shard 11 (past the default 8, no watermark row yet) is pending."""
+    settings = Settings.from_env({**env, "EVENT_SHARDS": "12"})
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, make_key(), settings.database_url)
+        link = api.add_link("shard-11")
+        sync_redis = redis.Redis.from_url(settings.redis_url)
+        try:
+            xadd(
+                sync_redis,
+                settings.key_prefix,
+                11,
+                [Event(CLICK, int(time.time() * 1000), str(api.team_id), link_id=link)],
+            )
+        finally:
+            sync_redis.close()
+        assert meta(api, f"/links/{link}/stats")["pending_events"] == 1
