@@ -110,7 +110,7 @@ assert COL_VERSION == 0 and list(_FIELD_COLUMNS.values()) == list(range(1, COLUM
 # The stats breakdowns: each dimension is the Event field, and event column, of the same name.
 # The workers key their sums by a dimension's index here; the SQL writes its name. The schema's
 # CHECK on stats_breakdown_hourly.dimension allows these names (a test in tests/workers holds it).
-DIMENSIONS = ("country", "device", "os", "browser", "referrer")
+DIMENSIONS = ("country", "device", "os", "browser", "referrer", "source")
 DIMENSION_COLUMNS = tuple(_FIELD_COLUMNS[d] for d in DIMENSIONS)
 
 

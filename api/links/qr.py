@@ -14,6 +14,10 @@ DEFAULT_SIZE = 300
 BORDER = 4  # the quiet zone the QR standard asks for, in modules
 MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 
+# Appended to the short URL a QR code encodes: the edge counts the hit as source "qr" and never
+# passes the marker on (redirector.links.merge_query drops it).
+QR_MARKER = "?qr=1"
+
 
 def render_qr(data: str, fmt: str, size: int = DEFAULT_SIZE) -> bytes:
     """Render ``data`` as a ``size`` x ``size`` image (quiet zone included).

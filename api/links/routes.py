@@ -13,7 +13,7 @@ from api.envelope import RateLimit, ok
 from api.fields import strict_json
 from api.links import service
 from api.links.objects import link_object
-from api.links.qr import DEFAULT_SIZE, MAX_SIZE, MEDIA_TYPES, MIN_SIZE, render_qr
+from api.links.qr import DEFAULT_SIZE, MAX_SIZE, MEDIA_TYPES, MIN_SIZE, QR_MARKER, render_qr
 from api.links.responses import BulkEnvelope, DeletedEnvelope, LinkEnvelope, LinkListEnvelope, errors
 from api.links.schemas import BulkCreate, LinkCreate, LinkUpdate
 from api.openapi import BODY_ERRORS
@@ -140,8 +140,9 @@ async def link_qr(
     """An image, not JSON: the QR code of the link's short URL."""
     st = request.state
     row = await service.get_link(st["pg"], principal.team_id, link_id)
-    short_url = st["settings"].serving.short_url(row["code"], row["domain_hostname"])
-    image = await asyncio.to_thread(render_qr, short_url, fmt, size)
+    # The marker tells a scan from a click (source qr); the edge drops it before redirecting.
+    scan_url = st["settings"].serving.short_url(row["code"], row["domain_hostname"]) + QR_MARKER
+    image = await asyncio.to_thread(render_qr, scan_url, fmt, size)
     headers = {"Content-Disposition": f'inline; filename="{row["code"]}.{fmt}"'}
     limit: RateLimit | None = request.scope.get("state", {}).get("rate_limit")
     if limit is not None:

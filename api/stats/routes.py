@@ -41,9 +41,10 @@ async def link_stats(
     link_id: str, request: ApiRequest, principal: Analyst, query: WindowParams, interval: Interval = None
 ) -> Response:
     """Human clicks, distinct visitors and bots over the window, a time series bucketed in `tz`, and
-    the top countries, devices, OSes, browsers and referrer hosts. Without `from`, the series has
-    24 hours, 30 days or 12 weeks up to `to`; a date `to` includes that day. The window is resolved
-    to whole hours and clamped to the plan's retention; `data.from`/`data.to` give what was used.
+    the top countries, devices, OSes, browsers, referrer hosts and sources (direct, qr, bio).
+    Without `from`, the series has 24 hours, 30 days or 12 weeks up to `to`; a date `to` includes
+    that day. The window is resolved to whole hours and clamped to the plan's retention;
+    `data.from`/`data.to` give what was used.
     Bots and prefetches are not clicks; visitors are counted once per day (the visitor hash rotates
     daily). Series buckets are labelled with their local start (`2026-11-01T00:00:00-04:00`).
     `meta.complete_through` and `meta.pending_events` tell "no clicks" from "not counted yet"."""

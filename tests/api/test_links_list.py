@@ -139,8 +139,9 @@ def test_qr_svg_and_png(client, make_key) -> None:
     assert 'filename="qr-me.png"' in r.headers["content-disposition"]
     pixels = png_pixels(r.content)
     assert len(pixels) == 400 and {len(row) for row in pixels} == {400}  # exactly the size asked for
-    # Every module of the short URL's QR symbol, sampled at its centre, is in the image, centred.
-    matrix = segno.make(link["short_url"], error="m").matrix
+    # Every module of the QR symbol of the short URL with its scan marker (?qr=1), sampled at its
+    # centre, is in the image, centred.
+    matrix = segno.make(link["short_url"] + "?qr=1", error="m").matrix
     n = len(matrix)
     scale = 400 // (n + 8)
     offset = (400 - n * scale) // 2

@@ -138,7 +138,7 @@ def test_event_golden_line_and_named_columns() -> None:
 
 
 def test_each_dimension_comes_from_its_namesake_column() -> None:
-    assert events.DIMENSIONS == ("country", "device", "os", "browser", "referrer")
+    assert events.DIMENSIONS == ("country", "device", "os", "browser", "referrer", "source")
     event = Event(kind=CLICK, ts_ms=1, team_id="t", country="c", device="d", os="o", browser="b", referrer="r")
     parts = encode_event(event).split("\t")
     assert [parts[col] for col in events.DIMENSION_COLUMNS] == [getattr(event, d) for d in events.DIMENSIONS]

@@ -19,6 +19,7 @@ from redirector.events import (
     BATCH_ID_FIELD,
     BLOCK_CLICK,
     CLICK,
+    DIMENSIONS,
     EVENT_FIELD,
     FORM,
     VIEW,
@@ -198,6 +199,6 @@ def expected(events: Iterable[Event]) -> Expected:
             if visits:
                 x.visitors[(subject, hour)].add(e.visitor)
             if breaks:
-                for dim in ("country", "device", "os", "browser", "referrer"):
+                for dim in DIMENSIONS:
                     x.breakdowns[(subject, hour, dim, getattr(e, dim))] += 1
     return x
