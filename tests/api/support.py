@@ -5,6 +5,7 @@ response unwrapping, and writing a short link's cache record as the links API do
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from starlette.testclient import TestClient
 from api.serving import sync as cache_sync
 from api.settings import Settings
 from kit.postgres import create_pool
-from tests.support import TeamKey, sql, team_key
+from tests.support import TeamKey, run_sync, sql, team_key
 
 API = "/api/v1"
 
@@ -98,3 +99,24 @@ def sync_link(env: dict[str, str], code: str) -> None:
             await pool.close()
 
     asyncio.run(go())
+
+
+def roll_up(env: dict[str, str], *, settle: float = 0.2) -> int:
+    """Apply every stream entry as a worker would (after ``settle`` seconds for an edge's flush);
+    returns the entries consumed."""
+    from workers.rollup import Rollup
+    from workers.settings import Settings as WorkerSettings
+
+    async def go() -> int:
+        settings = WorkerSettings.from_env({**env, "WORKER_METRICS_PORT": "0"})
+        pool = await create_pool(settings.database_url, min_size=0, max_size=4)
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            return await Rollup(settings, pool, redis).drain()
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    if settle:
+        time.sleep(settle)  # the edge flushes every few milliseconds
+    return run_sync(go())

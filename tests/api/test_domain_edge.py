@@ -12,18 +12,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from redis.asyncio import Redis
 
-from kit.postgres import create_pool
 from redirector.app import create_app as create_edge
 from redirector.hosts import canonical_host
 from redirector.settings import Settings as EdgeSettings
 from tests.api.domain_fixtures import dns, settings
-from tests.api.support import Api
+from tests.api.support import Api, roll_up
 from tests.dns_server import DnsServer
-from tests.support import run_sync
-from workers.rollup import Rollup
-from workers.settings import Settings as WorkerSettings
 
 __all__ = ["dns", "settings"]  # fixtures, used by name
 
@@ -74,23 +69,6 @@ def link(api: Api, url: str, **body: object) -> dict:
 
 def get(edge: TestClient, path: str, host: str = HOST, **headers: str):
     return edge.get(path, headers={"host": host, **BROWSER, **headers})
-
-
-def roll_up(env: dict[str, str]) -> None:
-    """Let the edge flush its events, then apply every stream entry as a worker would."""
-
-    async def go() -> None:
-        settings = WorkerSettings.from_env({**env, "WORKER_METRICS_PORT": "0"})
-        pool = await create_pool(settings.database_url, min_size=0, max_size=4)
-        redis = Redis.from_url(settings.redis_url)
-        try:
-            await Rollup(settings, pool, redis).drain()
-        finally:
-            await redis.aclose()
-            await pool.close()
-
-    time.sleep(0.2)  # the edge flushes every few milliseconds
-    run_sync(go())
 
 
 def test_two_teams_have_sale_on_their_own_domains(api: Api, make_api: Callable[..., Api], dns, edge) -> None:

@@ -7,7 +7,6 @@ answers 200, with the fields null.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -20,15 +19,12 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.freshness import COUNT_CAP
 from api.settings import Settings
-from kit.postgres import create_pool
 from redirector.events import CLICK, EVENT_FIELD, ORPHAN, ORPHAN_ROOT, VIEW, Event, encode_batch, encode_event
 from redirector.keys import event_stream_key
 from redirector.redis_url import DEFAULT_REDIS_URL
-from tests.api.support import Api, data
+from tests.api.support import Api, data, roll_up
 from tests.redirector.edge_support import private_redis
 from tests.support import TeamKey
-from workers.rollup import Rollup
-from workers.settings import Settings as WorkerSettings
 
 FIELDS = ("complete_through", "pending_events", "pending_exact")
 
@@ -41,20 +37,6 @@ def ms(text: str) -> int:
 
 def entry_ms(entry_id: bytes) -> int:
     return int(entry_id.split(b"-")[0])
-
-
-def drain(env: dict[str, str]) -> int:
-    async def go() -> int:
-        settings = WorkerSettings.from_env({**env, "WORKER_METRICS_PORT": "0"})
-        pool = await create_pool(env["DATABASE_URL"], min_size=0)
-        client = redis.asyncio.Redis.from_url(env["REDIS_URL"])
-        try:
-            return await Rollup(settings, pool, client).drain()
-        finally:
-            await client.aclose()
-            await pool.close()
-
-    return asyncio.run(go())
 
 
 def xadd(sync_redis: redis.Redis, prefix: str, shard: int, events: list[Event]) -> bytes:
@@ -110,7 +92,7 @@ def test_pending_events_hold_complete_through_back_until_the_roll_up(
         assert ms(before["complete_through"]) == oldest - 1, (path, before)
     assert data(api.get(f"/links/{ids['link']}/stats"))["totals"]["clicks"] == 0
 
-    assert drain(env) == 3
+    assert roll_up(env, settle=0) == 3
     checked = int(time.time() * 1000)
     for path in stats_paths(ids):
         after = meta(api, path)

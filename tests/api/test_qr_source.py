@@ -3,34 +3,12 @@ hit as source qr and drops the marker, and link stats break clicks down by sourc
 
 from __future__ import annotations
 
-import time
-
 from fastapi.testclient import TestClient
-from redis.asyncio import Redis
 
 from api.links.qr import render_qr
-from kit.postgres import create_pool
-from tests.api.support import Api, data
-from tests.support import run_sync
-from workers.rollup import Rollup
-from workers.settings import Settings as WorkerSettings
+from tests.api.support import Api, data, roll_up
 
 BROWSER = {"user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"}
-
-
-def roll_up(env: dict[str, str]) -> None:
-    async def go() -> None:
-        settings = WorkerSettings.from_env({**env, "WORKER_METRICS_PORT": "0"})
-        pool = await create_pool(settings.database_url, min_size=0, max_size=4)
-        redis = Redis.from_url(settings.redis_url)
-        try:
-            await Rollup(settings, pool, redis).drain()
-        finally:
-            await redis.aclose()
-            await pool.close()
-
-    time.sleep(0.2)  # the edge flushes every few milliseconds
-    run_sync(go())
 
 
 def test_the_qr_code_encodes_the_short_url_with_the_marker(api: Api) -> None:
