@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from api.domains.dns import parse_resolver
 from api.serving.config import DEFAULT_PUBLIC_BASE_URL, ServingConfig
@@ -12,6 +11,7 @@ from kit.postgres import DEFAULT_DATABASE_URL
 from redirector.events import DEFAULT_SHARDS
 from redirector.keys import KEY_PREFIX, arq_queue_name
 from redirector.redis_url import DEFAULT_REDIS_URL
+from redirector.settings import platform_hosts
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,7 @@ class Settings:
     @property
     def platform_hosts(self) -> frozenset[str]:
         """The service's own hostnames, which no team may add as a domain."""
-        return frozenset(
-            h for h in (urlsplit(self.public_base_url).hostname, urlsplit(self.bio_base_url).hostname) if h
-        )
+        return platform_hosts(self.public_base_url, self.bio_base_url)
 
     @property
     def queue_name(self) -> str:

@@ -30,7 +30,7 @@ from redirector.local_cache import MISSING, LocalCache
 from redirector.metrics import Metrics
 from redirector.pubsub import Subscriber
 from redirector.resp.client import REDIS_ERRORS, Store
-from redirector.settings import Settings, bio_host
+from redirector.settings import Settings, bio_host, platform_hosts
 from redirector.ua import UA_MAX, Agent, parse_agent
 from redirector.visitor import VisitorHasher
 
@@ -290,11 +290,6 @@ class Edge:
             "Redis connection failures and timeouts.",
             lambda: float(getattr(self.store, "errors", 0)),
         )
-
-
-def platform_hosts(public_base_url: str, bio_base_url: str) -> frozenset[str]:
-    """The hostnames of the service's own URLs."""
-    return frozenset(h for h in (urlsplit(public_base_url).hostname, urlsplit(bio_base_url).hostname) if h)
 
 
 def bio_hosts(bio_base_url: str, public_base_url: str) -> tuple[bytes, bytes] | None:

@@ -50,6 +50,12 @@ def bio_host(bio_base_url: str, public_base_url: str) -> str:
     return bio.netloc.lower()
 
 
+def platform_hosts(public_base_url: str, bio_base_url: str) -> frozenset[str]:
+    """The hostnames of the service's own URLs: the edge serves them as its own domain, and no team
+    may add one of them as a domain."""
+    return frozenset(h for h in (urlsplit(public_base_url).hostname, urlsplit(bio_base_url).hostname) if h)
+
+
 def bio_page_url(bio_base_url: str, public_base_url: str, handle: str) -> str:
     """The public URL of the bio page ``handle`` (see :func:`bio_host`)."""
     if bio_host(bio_base_url, public_base_url):

@@ -320,10 +320,8 @@ async def update_link(
             raise ValidationFailed(f"The link cannot be stored: {e}.") from None
     robots = "crawlable" in changes or "enabled" in changes or moved
     await _synced(pool, redis, settings, row, robots=robots)
-    if moved:
+    if moved:  # the old record and domain are done above; now the new ones
         await _synced(pool, redis, settings, updated, robots=robots)
-    elif robots and updated["domain_id"] is not None:
-        await cache_sync.sync_domain(pool, redis, settings.serving, updated["domain_hostname"])
     for handle in handles:
         await cache_sync.sync_page(pool, redis, settings.serving, handle)
     return updated

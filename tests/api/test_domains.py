@@ -416,3 +416,14 @@ def test_binding_rules(api: Api, make_api: Callable[..., Api], dns) -> None:
     assert "already shown at links.acme.test" in body["message"]
     other = api.post("/bio-pages", json={"handle": "a5"}).json()["data"]
     assert error(api.patch(f"/bio-pages/{other['id']}", json={"domain": "links.acme.test"}), 409)["code"] == "conflict"
+
+
+def test_patching_crawlable_rewrites_the_domains_robots_txt(api: Api, dns, sync_redis, settings) -> None:
+    verified(api, dns)
+    link = api.post("/links", json={"url": "https://acme.test/a", "custom_slug": "later", "domain": HOST}).json()
+    robots = lambda: decode_domain(sync_redis.get(domain_key(settings.key_prefix, HOST))).robots  # noqa: E731
+    assert robots() == b"User-agent: *\nDisallow: /\n"
+    assert api.patch(f"/links/{link['data']['id']}", json={"crawlable": True}).status_code == 200
+    assert robots() == b"User-agent: *\nAllow: /later$\nDisallow: /\n"
+    assert api.patch(f"/links/{link['data']['id']}", json={"enabled": False}).status_code == 200
+    assert robots() == b"User-agent: *\nDisallow: /\n"
