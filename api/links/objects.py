@@ -1,8 +1,8 @@
-"""The link object the API returns, and the destination a link's UTM fields produce."""
+"""The link object the API returns, the destination a link's UTM fields produce, and the URLs it sends."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
@@ -26,6 +26,20 @@ def merge_utm(url: str, utm: Mapping[str, str]) -> str:
     kept = [p for p in parts.query.split("&") if p and unquote_plus(p.partition("=")[0]) not in params]
     added = [f"{k}={quote(v, safe='')}" for k, v in params.items()]
     return urlunsplit(parts._replace(query="&".join(kept + added)))
+
+
+def sent_urls(destination: str, rules: Iterable[Mapping[str, Any]] | None) -> list[str]:
+    """Every URL a link can send a visitor to, once each, in rule order: its ``destination`` (the
+    default, UTM fields merged in, as the edge's record has it), then each rule's ``url`` and each
+    split variant's. These are the URLs whose :func:`redirector.events.destination_id` the edge
+    writes on a click (before a forwarded query is merged in)."""
+    urls = [destination]
+    for rule in rules or ():
+        if "split" in rule:
+            urls += [v["url"] for v in rule["split"]]
+        elif "url" in rule:
+            urls.append(rule["url"])
+    return list(dict.fromkeys(urls))
 
 
 def link_object(row: Row, settings: Settings) -> dict[str, Any]:

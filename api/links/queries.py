@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
 
 from kit.postgres import Conn
+from redirector.events import destination_id
 
 Executor = Conn | asyncpg.Pool  # single-statement reads may go straight to the pool
 
@@ -63,6 +64,19 @@ async def count_links(conn: Conn, team_id: uuid.UUID) -> int:
 async def insert_link(conn: Conn, link_id: uuid.UUID, team_id: uuid.UUID, values: Mapping[str, Any]) -> Any:
     """Insert a link; None when its code is taken on its domain."""
     return await conn.fetchrow(_INSERT, link_id, team_id, *(values[c] for c in WRITABLE))
+
+
+async def record_destinations(conn: Conn, link_id: uuid.UUID, urls: Iterable[str]) -> None:
+    """Remember each of ``urls`` under its destination id, so that a breakdown by destination can
+    name URLs the link no longer has; a URL already known keeps its ``first_seen_at``."""
+    unique = list(dict.fromkeys(urls))
+    await conn.execute(
+        "INSERT INTO link_destinations (link_id, destination_id, url) "
+        "SELECT $1, d, u FROM unnest($2::text[], $3::text[]) AS t(d, u) ON CONFLICT DO NOTHING",
+        link_id,
+        [destination_id(u) for u in unique],
+        unique,
+    )
 
 
 async def get_link(conn: Executor, team_id: uuid.UUID, link_id: uuid.UUID, *, for_update: bool = False) -> Any:

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from api.errors import ApiError, Conflict, NotFound, PaymentRequired, ValidationFailed
 from api.links import queries
 from api.links.codes import random_code
-from api.links.objects import merge_utm
+from api.links.objects import merge_utm, sent_urls
 from api.links.schemas import LinkCreate, LinkUpdate, error_details, sentence
 from api.pagination import PageParams, paginate
 from api.plans import Plan
@@ -154,6 +154,10 @@ async def _insert_one(
         try:
             async with conn.transaction():  # a savepoint: one bad item must not abort the others
                 row = await queries.insert_link(conn, uuid.uuid4(), team_id, {**values, "code": code})
+                if row is not None:
+                    await queries.record_destinations(
+                        conn, row["id"], sent_urls(row["destination"], row["routing_rules"])
+                    )
         except asyncpg.DataError as e:
             return ItemError(index, "validation_failed", f"The link cannot be stored: {e}.")
         if row is not None:
@@ -318,6 +322,8 @@ async def update_link(
             raise Conflict(f"The slug '{changes.get('code', row['code'])}' is already in use{on}.") from None
         except asyncpg.DataError as e:
             raise ValidationFailed(f"The link cannot be stored: {e}.") from None
+        if changes.keys() & {"destination", "routing_rules"}:
+            await queries.record_destinations(conn, lid, sent_urls(updated["destination"], updated["routing_rules"]))
     robots = "crawlable" in changes or "enabled" in changes or moved
     await _synced(pool, redis, settings, row, robots=robots)
     if moved:  # the old record and domain are done above; now the new ones
