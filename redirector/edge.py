@@ -86,7 +86,7 @@ class Edge:
         self._ready_seen = False  # a sentinel never seen (a cache not built yet) does not stop 404s
         self._ready_probe_after = 0.0
         self.emitter = Emitter(store, settings, self.metrics)
-        self.geo = GeoIP(settings.geoip_db)
+        self.geo = GeoIP(settings.geoip_db, settings.geoip_city_db, settings.geoip_asn_db)
         self.hasher = VisitorHasher(settings.visitor_salt)
         self.trusted_peer = create_trust(settings.trusted_proxies)
         self.client_ip = create_client_ip(settings.trusted_proxies)

@@ -5,8 +5,14 @@ field ``e`` (:data:`EVENT_FIELD`), one event per line, with the edge's batch id 
 (:data:`BATCH_ID_FIELD`). An event line is tab-separated, version first; the ``COL_*`` constants
 name the position of each column::
 
-    1 <kind> <ts_ms> <team> <link> <page> <block> <country> <device> <os>
+    2 <kind> <ts_ms> <team> <link> <page> <block> <country> <device> <os>
       <browser> <referrer> <visitor> <bot> <source> <extra> <domain>
+      <rule> <variant> <destination> <utm_source> <utm_medium> <utm_campaign>
+      <region> <city> <asn> <network>
+
+Version 2 added the columns from ``rule`` on. Lines of version 1 (which ended at ``domain``)
+still decode, the new fields empty. Workers read both, so upgrade them before the edges: a
+worker of version 1 skips version 2 lines as malformed.
 
 Streams are sharded (``EVENT_SHARDS``) so that workers split the work and a Redis Cluster
 spreads the keys; each shard key carries its own hash tag. Decoding is lenient: unknown
@@ -18,10 +24,13 @@ Stdlib only.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
-EVENT_VERSION = "1"
+EVENT_VERSION = "2"
+VERSIONS = frozenset({"1", EVENT_VERSION})  # versions that decode
 EVENT_FIELD = b"e"  # a stream entry's field holding its event lines
 BATCH_ID_FIELD = b"b"  # a stream entry's field holding the edge's batch id (see redirector.emitter)
 DEFAULT_SHARDS = 8
@@ -55,7 +64,24 @@ COL_BOT = 13
 COL_SOURCE = 14
 COL_EXTRA = 15
 COL_DOMAIN = 16  # the team domain the request came in on ("": the platform's)
-COLUMNS = 17  # columns in a current line
+COL_RULE = 17  # routing rule that matched: its index; RULE_NONE if the link has rules and none did; ""
+COL_VARIANT = 18  # split variant sent: "<rule index>.<variant index>" (the index alone is ambiguous); ""
+COL_DESTINATION = 19  # destination_id() of the URL sent, before a forwarded query is merged in
+COL_UTM_SOURCE = 20  # utm_source of the final destination (after a forwarded query), at most UTM_MAX chars
+COL_UTM_MEDIUM = 21
+COL_UTM_CAMPAIGN = 22
+COL_REGION = 23  # "<country>|<region name>": qualified, so that equal names of two countries stay apart
+COL_CITY = 24  # "<country>|<region name>|<city name>"
+COL_ASN = 25  # the client's autonomous system number, decimal
+COL_NETWORK = 26  # NETWORK_DATACENTER or NETWORK_OTHER when the ASN is known, else ""
+COLUMNS = 27  # columns in a current line
+V1_COLUMNS = 17  # columns in a version 1 line
+
+RULE_NONE = "none"
+NETWORK_DATACENTER = "datacenter"
+NETWORK_OTHER = "other"
+UTM_MAX = 100
+PLACE_SEP = "|"  # between the parts of a qualified region or city
 
 # Tabs and line breaks inside a field would split it: every writer of event lines replaces them.
 FIELD_CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
@@ -83,6 +109,16 @@ class Event:
     source: str = ""  # direct | qr | bio | api ...
     extra: str = ""
     domain_id: str = ""
+    rule: str = ""
+    variant: str = ""
+    destination: str = ""
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    region: str = ""
+    city: str = ""
+    asn: str = ""
+    network: str = ""
 
 
 # Each field of Event and its column: the fields follow the version in column order.
@@ -103,15 +139,41 @@ _FIELD_COLUMNS = {
     "source": COL_SOURCE,
     "extra": COL_EXTRA,
     "domain_id": COL_DOMAIN,
+    "rule": COL_RULE,
+    "variant": COL_VARIANT,
+    "destination": COL_DESTINATION,
+    "utm_source": COL_UTM_SOURCE,
+    "utm_medium": COL_UTM_MEDIUM,
+    "utm_campaign": COL_UTM_CAMPAIGN,
+    "region": COL_REGION,
+    "city": COL_CITY,
+    "asn": COL_ASN,
+    "network": COL_NETWORK,
 }
 assert list(_FIELD_COLUMNS) == [f.name for f in fields(Event)], "Event's fields and the columns disagree"
 assert COL_VERSION == 0 and list(_FIELD_COLUMNS.values()) == list(range(1, COLUMNS)), "columns must be 0..COLUMNS-1"
 
-# The stats breakdowns: each dimension is the Event field, and event column, of the same name.
+# The stats breakdowns: each dimension is an Event field, and event column (DIMENSION_FIELDS).
 # The workers key their sums by a dimension's index here; the SQL writes its name. The schema's
 # CHECK on stats_breakdown_hourly.dimension allows these names (a test in tests/workers holds it).
-DIMENSIONS = ("country", "device", "os", "browser", "referrer", "source")
-DIMENSION_COLUMNS = tuple(_FIELD_COLUMNS[d] for d in DIMENSIONS)
+# The first DENSE dimensions are rolled up with their empty value too ("unknown", "direct");
+# the others only where they have a value (most clicks have no rule, UTM or team domain, and an
+# empty row per link and hour for each would double the roll-up's writes).
+DIMENSIONS = (
+    *("country", "device", "os", "browser", "referrer", "source"),
+    *("rule", "variant", "destination", "utm_source", "utm_medium", "utm_campaign"),
+    *("region", "city", "network", "domain"),
+)
+DENSE = 6
+DIMENSION_FIELDS = {d: "domain_id" if d == "domain" else d for d in DIMENSIONS}
+DIMENSION_COLUMNS = tuple(_FIELD_COLUMNS[DIMENSION_FIELDS[d]] for d in DIMENSIONS)
+
+
+@lru_cache(maxsize=65536)
+def destination_id(url: str) -> str:
+    """A destination's stable id: 12 hex digits of its SHA-256 (PostgreSQL computes the same,
+    ``left(encode(sha256(convert_to(url, 'UTF8')), 'hex'), 12)``)."""
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def event_columns(event: Event) -> list[str]:
@@ -134,6 +196,16 @@ def event_columns(event: Event) -> list[str]:
         event.source,
         event.extra,
         event.domain_id,
+        event.rule,
+        event.variant,
+        event.destination,
+        event.utm_source,
+        event.utm_medium,
+        event.utm_campaign,
+        event.region,
+        event.city,
+        event.asn,
+        event.network,
     ]
 
 
@@ -152,8 +224,10 @@ def encode_batch(lines: Iterable[str]) -> bytes:
 def decode_event(line: str) -> Event | None:
     """Decode one line; ``None`` for a line of an unknown version or that is malformed."""
     parts = line.split("\t")
-    if len(parts) <= COL_TEAM or parts[COL_VERSION] != EVENT_VERSION or parts[COL_KIND] not in KINDS:
+    if len(parts) <= COL_TEAM or parts[COL_VERSION] not in VERSIONS or parts[COL_KIND] not in KINDS:
         return None
+    if parts[COL_VERSION] == "1":
+        del parts[V1_COLUMNS:]  # version 1 had nothing past domain
     parts += [""] * (COLUMNS - len(parts))
     try:
         ts_ms = int(parts[COL_TS])
@@ -176,6 +250,16 @@ def decode_event(line: str) -> Event | None:
         source=parts[COL_SOURCE],
         extra=parts[COL_EXTRA],
         domain_id=parts[COL_DOMAIN],
+        rule=parts[COL_RULE],
+        variant=parts[COL_VARIANT],
+        destination=parts[COL_DESTINATION],
+        utm_source=parts[COL_UTM_SOURCE],
+        utm_medium=parts[COL_UTM_MEDIUM],
+        utm_campaign=parts[COL_UTM_CAMPAIGN],
+        region=parts[COL_REGION],
+        city=parts[COL_CITY],
+        asn=parts[COL_ASN],
+        network=parts[COL_NETWORK],
     )
 
 

@@ -17,26 +17,37 @@ from starlette.types import Scope, Send
 
 from redirector.edge import Edge
 from redirector.events import (
+    COL_ASN,
     COL_BLOCK,
     COL_BOT,
     COL_BROWSER,
+    COL_CITY,
     COL_COUNTRY,
+    COL_DESTINATION,
     COL_DEVICE,
     COL_DOMAIN,
     COL_EXTRA,
     COL_KIND,
     COL_LINK,
+    COL_NETWORK,
     COL_OS,
     COL_PAGE,
     COL_REFERRER,
+    COL_REGION,
+    COL_RULE,
     COL_SOURCE,
     COL_TEAM,
     COL_TS,
+    COL_UTM_CAMPAIGN,
+    COL_UTM_MEDIUM,
+    COL_UTM_SOURCE,
+    COL_VARIANT,
     COL_VERSION,
     COL_VISITOR,
     COLUMNS,
     EVENT_VERSION,
     FIELD_CLEAN,
+    UTM_MAX,
 )
 from redirector.geo import clean_country
 from redirector.rules import Facts, IPAddress, parse_accept_language, referrer_host
@@ -44,13 +55,34 @@ from redirector.ua import Agent
 from redirector.views import send_error, send_response
 
 # The columns in the order the f-string of :meth:`Hit.emit` writes them (its ``ids`` are TEAM..BLOCK,
-# the agent's ``tsv`` DEVICE..BROWSER). ``test_hit_line_fills_every_named_column`` decodes a line.
+# the agent's ``tsv`` DEVICE..BROWSER, ``utm`` the three UTM columns, the geo ``place``
+# REGION..NETWORK). ``test_hit_line_fills_every_named_column`` decodes a line.
 _EMIT_ORDER = (
     *(COL_VERSION, COL_KIND, COL_TS, COL_TEAM, COL_LINK, COL_PAGE, COL_BLOCK, COL_COUNTRY),
     *(COL_DEVICE, COL_OS, COL_BROWSER, COL_REFERRER, COL_VISITOR, COL_BOT, COL_SOURCE, COL_EXTRA, COL_DOMAIN),
+    *(COL_RULE, COL_VARIANT, COL_DESTINATION, COL_UTM_SOURCE, COL_UTM_MEDIUM, COL_UTM_CAMPAIGN),
+    *(COL_REGION, COL_CITY, COL_ASN, COL_NETWORK),
 )
 assert _EMIT_ORDER == tuple(range(COLUMNS)), "Hit.emit's columns are out of order"
 _ID_TABS = COL_BLOCK - COL_TEAM  # separators inside ``ids``
+
+
+NO_UTM = "\t\t"  # the three UTM columns, empty
+_UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
+
+
+@lru_cache(maxsize=16384)
+def utm_columns(url: str) -> str:
+    """The UTM source, medium and campaign of a destination URL, as the event line's three
+    tab-joined columns (each cleaned and cut to UTM_MAX characters)."""
+    if "utm_" not in url:
+        return NO_UTM
+    query = url.partition("#")[0].partition("?")[2]
+    found = dict.fromkeys(_UTM_KEYS, "")
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in found and not found[key]:
+            found[key] = value.translate(FIELD_CLEAN).strip()[:UTM_MAX]
+    return "\t".join(found.values())
 
 
 # Visitors repeat their Accept-Language and IP across clicks: parse each once.
@@ -210,11 +242,16 @@ class Hit:
         source: str = "",
         extra: str = "",
         domain_id: str = "",
+        rule: str = "",
+        variant: str = "",
+        destination: str = "",
+        utm: str = NO_UTM,
     ) -> None:
         """Buffer one event line, byte for byte what :func:`redirector.events.encode_event` makes.
 
         Built with one f-string: the derived fields come from closed vocabularies, hex digests,
-        cleaned country codes and parsed host names, so only the ids and ``extra`` can hold a
+        cleaned country codes, parsed host names and pre-cleaned column groups (``utm``, from
+        :func:`utm_columns`, and the geo place), so only the ids and ``extra`` can hold a
         separator and need cleaning. ``test_event_lines_match_the_contract_encoder`` holds the two equal.
         """
         agent = self.agent
@@ -224,6 +261,7 @@ class Hit:
         line = (
             f"{EVENT_VERSION}\t{kind}\t{int(self.now * 1000)}\t{ids}\t{self.country}\t{agent.tsv}\t"
             f"{self.referrer}\t{self.visitor}\t{'1' if agent.bot else '0'}\t{source or self.source}\t"
-            f"{extra.translate(FIELD_CLEAN) if extra else ''}\t{domain_id}"
+            f"{extra.translate(FIELD_CLEAN) if extra else ''}\t{domain_id}\t{rule}\t{variant}\t{destination}\t"
+            f"{utm}\t{self.edge.geo.place(self.ip)}"
         )
         self.edge.emitter.emit(line)

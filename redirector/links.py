@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl, quote, unquote_plus, urlencode
 from starlette.types import Receive
 
 from redirector.cache import DomainRecord, LinkRecord
-from redirector.events import CLICK
+from redirector.events import CLICK, RULE_NONE, destination_id
 from redirector.forms import FormTooLarge, rate_limited, read_form
-from redirector.hit import Hit
+from redirector.hit import Hit, utm_columns
 from redirector.keys import clicks_key, password_limit_key
 from redirector.passwords import verify_password
 from redirector.resp.client import REDIS_ERRORS
@@ -100,6 +100,7 @@ async def redirect_link(
             return await hit.respond(200, UNCOUNTED_HEADERS, UNCOUNTED_BODY)
     headers = [(b"cache-control", PRIVATE)] if record.crawlable else [(b"cache-control", PRIVATE), NOINDEX]
     url = record.url
+    rule = variant = ""
     if record.rules:
         cookie_name, cookie_bucket, bucket = "", None, 0
         if any(rule.is_split for rule in record.rules):
@@ -108,9 +109,13 @@ async def redirect_link(
             bucket = cookie_bucket if cookie_bucket is not None else bucket_of(hit.visitor)
         resolution = resolve(record.rules, hit.facts(bucket), record.url)
         url = resolution.url
-        if resolution.variant is not None and cookie_bucket is None:
-            cookie = f"{cookie_name}={bucket}; Max-Age={SPLIT_COOKIE_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax"
-            headers.append((b"set-cookie", cookie.encode()))
+        rule = RULE_NONE if resolution.rule is None else str(resolution.rule)
+        if resolution.variant is not None:
+            variant = f"{rule}.{resolution.variant}"
+            if cookie_bucket is None:
+                cookie = f"{cookie_name}={bucket}; Max-Age={SPLIT_COOKIE_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax"
+                headers.append((b"set-cookie", cookie.encode()))
+    destination = destination_id(url)
     if record.forward_query:
         qs = hit.scope.get("query_string", b"")
         if qs:
@@ -127,6 +132,10 @@ async def redirect_link(
             block_id=block_id,
             source=source,
             domain_id=domain_id,
+            rule=rule,
+            variant=variant,
+            destination=destination,
+            utm=utm_columns(url),
         )
     hit.edge.metrics.redirects += 1
     await hit.respond(status or record.status, headers)

@@ -12,9 +12,9 @@ from urllib.parse import quote
 from starlette.types import Receive
 
 from redirector.cache import FRAME_HOSTS, PageRecord
-from redirector.events import BLOCK_CLICK, FORM, VIEW
+from redirector.events import BLOCK_CLICK, FORM, VIEW, destination_id
 from redirector.forms import FormTooLarge, rate_limited, read_form, valid_email
-from redirector.hit import Hit
+from redirector.hit import Hit, utm_columns
 from redirector.keys import form_limit_key
 from redirector.links import live, location, redirect_link
 from redirector.rules import is_http_url
@@ -95,7 +95,15 @@ async def block_click(hit: Hit, handle: str, block_id: str) -> None:
     if target is None:
         return await hit.fail(404, "This block does not exist.")
     if counted:
-        hit.emit(BLOCK_CLICK, page.team_id, page_id=page.id, block_id=block_id, source="bio")
+        hit.emit(
+            BLOCK_CLICK,
+            page.team_id,
+            page_id=page.id,
+            block_id=block_id,
+            source="bio",
+            destination=destination_id(target),
+            utm=utm_columns(target),
+        )
     hit.edge.metrics.redirects += 1
     await hit.respond(302, [(b"cache-control", b"private, max-age=0"), (b"location", location(target))])
 

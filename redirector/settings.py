@@ -94,6 +94,8 @@ class Settings:
     # A trusted edge header carrying the visitor's country (e.g. CF-IPCountry), checked before GeoIP.
     country_header: str = ""
     geoip_db: str = ""
+    geoip_city_db: tuple[str, ...] = ()  # region and city (ip-location-db ships IPv4 and IPv6 apart)
+    geoip_asn_db: tuple[str, ...] = ()  # autonomous system, hence the network class
     visitor_salt: str = "change-me"
     event_shards: int = DEFAULT_SHARDS
     event_flush_ms: float = 5.0
@@ -126,6 +128,8 @@ class Settings:
             trusted_proxies=_networks(env.get("TRUSTED_PROXIES", "")),
             country_header=env.get("COUNTRY_HEADER", "").strip().lower(),
             geoip_db=env.get("GEOIP_DB", ""),
+            geoip_city_db=_paths(env.get("GEOIP_CITY_DB", "")),
+            geoip_asn_db=_paths(env.get("GEOIP_ASN_DB", "")),
             visitor_salt=env.get("VISITOR_SALT", cls.visitor_salt),
             event_shards=int(env.get("EVENT_SHARDS", DEFAULT_SHARDS)),
             event_flush_ms=float(env.get("EVENT_FLUSH_MS", cls.event_flush_ms)),
@@ -140,3 +144,8 @@ class Settings:
             unknown_hosts=_unknown_hosts(env.get("UNKNOWN_HOSTS", "404")),
             forwarded_host=_bool(env.get("FORWARDED_HOST", "0")),
         )
+
+
+def _paths(value: str) -> tuple[str, ...]:
+    """A comma-separated list of files."""
+    return tuple(p.strip() for p in value.split(",") if p.strip())

@@ -47,6 +47,7 @@ from redirector.events import (
     COL_VERSION,
     COL_VISITOR,
     COLUMNS,
+    DENSE,
     DIMENSION_COLUMNS,
     EVENT_VERSION,
     FORM,
@@ -202,7 +203,8 @@ class Aggregator:
             h.visitors.add(p[COL_VISITOR])
         if breaks:
             for i, col in enumerate(DIMENSION_COLUMNS):
-                self.batch.dims.setdefault((i, key[1]), Counter())[subject + p[col]] += 1
+                if i < DENSE or p[col]:
+                    self.batch.dims.setdefault((i, key[1]), Counter())[subject + p[col]] += 1
         if ts > self._last.get(subject, 0):
             self._last[subject] = ts
 
@@ -285,11 +287,24 @@ class Aggregator:
         deque(map(call, map(adders.__getitem__, subjects), map(_VISITOR, rows)), maxlen=0)
         for subject in team_of:
             hours[(subject, hour)].visitors.discard("")
+        dims = self.batch.dims
         for i, col in enumerate(DIMENSION_COLUMNS):
-            tally = self.batch.dims.get((i, hour))
+            values = list(map(itemgetter(col), rows))
+            if i >= DENSE:
+                empty = values.count("")
+                if empty == len(values):
+                    continue  # the usual case for the sparse dimensions: nothing to roll up
+                if empty:
+                    pairs = [(s, v) for s, v in zip(subjects, values, strict=True) if v]
+                    tally = dims.get((i, hour))
+                    if tally is None:
+                        tally = dims[(i, hour)] = Counter()
+                    tally.update([s + v for s, v in pairs])
+                    continue
+            tally = dims.get((i, hour))
             if tally is None:
-                tally = self.batch.dims[(i, hour)] = Counter()
-            tally.update(map(add, subjects, map(itemgetter(col), rows)))
+                tally = dims[(i, hour)] = Counter()
+            tally.update(map(add, subjects, values))
         last = self._last
         if stamps == sorted(stamps):  # the usual case: the last occurrence is the newest
             newest = dict(zip(subjects, stamps, strict=True))

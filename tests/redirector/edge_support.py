@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 import socket
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 from starlette.testclient import TestClient
 
 from redirector.app import create_app
@@ -305,74 +306,9 @@ def scrape(text: str) -> dict[str, float]:
     return samples
 
 
-# A minimal MaxMind DB (mmdb) writer, IPv4 only, so GeoIP is tested on a real file without the
-# 8 MB download. Format: a binary search tree of 24-bit records, 16 zero bytes, the data section,
-# then b"\xab\xcd\xefMaxMind.com" and the metadata map (MaxMind DB File Format Specification 2.0).
-def _control(kind: int, size: int) -> bytes:
-    first = (kind << 5) if kind <= 7 else 0
-    extra = b""
-    if size < 29:
-        first |= size
-    elif size < 285:
-        first, extra = first | 29, bytes([size - 29])
-    else:
-        first, extra = first | 30, (size - 285).to_bytes(2, "big")
-    return bytes([first]) + (bytes([kind - 7]) if kind > 7 else b"") + extra
-
-
-def _encode(value: Any, kind: int | None = None) -> bytes:
-    if isinstance(value, str):
-        data = value.encode()
-        return _control(2, len(data)) + data
-    if isinstance(value, dict):
-        return _control(7, len(value)) + b"".join(_encode(k) + _encode(v) for k, v in value.items())
-    if isinstance(value, list):
-        return _control(11, len(value)) + b"".join(_encode(v) for v in value)
-    if isinstance(value, tuple):  # (kind, int): unsigned integers of an exact type
-        kind, number = value
-        data = number.to_bytes((number.bit_length() + 7) // 8, "big")
-        return _control(kind, len(data)) + data
-    raise TypeError(value)
-
-
-def write_mmdb(path: Path, networks: Mapping[str, Mapping[str, Any]]) -> None:
-    UINT16, UINT32, UINT64 = 5, 6, 9
-    data, offsets = b"", []
-    for record in networks.values():
-        offsets.append(len(data))
-        data += _encode(dict(record))
-    nodes: list[list[tuple[str, int] | None]] = [[None, None]]
-    for (cidr, _), offset in zip(networks.items(), offsets, strict=True):
-        net = ipaddress.ip_network(cidr)
-        bits, node = int(net.network_address), 0
-        for depth in range(net.prefixlen):
-            bit = (bits >> (31 - depth)) & 1
-            if depth == net.prefixlen - 1:
-                nodes[node][bit] = ("data", offset)
-            else:
-                child = nodes[node][bit]
-                if child is None:
-                    nodes.append([None, None])
-                    child = ("node", len(nodes) - 1)
-                    nodes[node][bit] = child
-                node = child[1]
-    count = len(nodes)
-
-    def record(entry: tuple[str, int] | None) -> int:
-        if entry is None:
-            return count
-        return entry[1] if entry[0] == "node" else count + 16 + entry[1]
-
-    tree = b"".join(record(left).to_bytes(3, "big") + record(right).to_bytes(3, "big") for left, right in nodes)
-    metadata = {
-        "node_count": (UINT32, count),
-        "record_size": (UINT16, 24),
-        "ip_version": (UINT16, 4),
-        "database_type": "test-country",
-        "languages": ["en"],
-        "binary_format_major_version": (UINT16, 2),
-        "binary_format_minor_version": (UINT16, 0),
-        "build_epoch": (UINT64, int(time.time())),
-        "description": {"en": "linkedge test database"},
-    }
-    path.write_bytes(tree + b"\0" * 16 + data + b"\xab\xcd\xefMaxMind.com" + _encode(metadata))
+def write_mmdb(path: Path, networks: Mapping[str, Mapping[str, Any]], *, ip_version: int = 4) -> None:
+    """A real MaxMind DB file (written with ``mmdb-writer``) holding ``networks``' records."""
+    writer = MMDBWriter(ip_version=ip_version, database_type="linkedge-test", ipv4_compatible=ip_version == 6)
+    for cidr, record in networks.items():
+        writer.insert_network(IPSet([cidr]), dict(record))
+    writer.to_db_file(str(path))

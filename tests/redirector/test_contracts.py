@@ -11,6 +11,7 @@ from redirector import events
 from redirector.cache import LinkRecord, PageRecord, RecordError, decode_page, decode_record, encode_page, encode_record
 from redirector.events import CLICK, FORM, Event, decode_batch, decode_event, encode_batch, encode_event
 from redirector.rules import parse_rules
+from tests.support import sql
 
 
 def test_contracts_do_not_import_the_app() -> None:
@@ -79,7 +80,7 @@ def test_event_roundtrip_and_sanitising() -> None:
 
 def test_event_batch_is_lenient() -> None:
     good = encode_event(Event(kind=FORM, ts_ms=5, team_id="t", extra='{"email":"a@b.c"}'))
-    payload = encode_batch([good, "2\tc\t1\tt", "1\tc\tnot-a-number\tt", "1\tc\t7\tt"])
+    payload = encode_batch([good, "3\tc\t1\tt", "1\tc\tnot-a-number\tt", "1\tc\t7\tt"])
     events = list(decode_batch(payload))
     assert events[0] is not None and events[0].extra == '{"email":"a@b.c"}'
     assert events[1] is None and events[2] is None
@@ -104,10 +105,21 @@ def test_event_golden_line_and_named_columns() -> None:
         source="bio",
         extra="{}",
         domain_id="dom",
+        rule="2",
+        variant="2.1",
+        destination="0123456789ab",
+        utm_source="news",
+        utm_medium="email",
+        utm_campaign="spring",
+        region="GB|England",
+        city="GB|England|Bracknell",
+        asn="15169",
+        network="datacenter",
     )
     line = encode_event(event)
     assert line == (
-        "1\tf\t1780000000123\tteam\tlink\tpage\tblock\tDE\tmobile\tios\tsafari\ta.example\tf00d\t1\tbio\t{}\tdom"
+        "2\tf\t1780000000123\tteam\tlink\tpage\tblock\tDE\tmobile\tios\tsafari\ta.example\tf00d\t1\tbio\t{}\tdom"
+        "\t2\t2.1\t0123456789ab\tnews\temail\tspring\tGB|England\tGB|England|Bracknell\t15169\tdatacenter"
     )
     parts = line.split("\t")
     assert len(parts) == events.COLUMNS
@@ -129,6 +141,16 @@ def test_event_golden_line_and_named_columns() -> None:
         events.COL_SOURCE: event.source,
         events.COL_EXTRA: event.extra,
         events.COL_DOMAIN: event.domain_id,
+        events.COL_RULE: event.rule,
+        events.COL_VARIANT: event.variant,
+        events.COL_DESTINATION: event.destination,
+        events.COL_UTM_SOURCE: event.utm_source,
+        events.COL_UTM_MEDIUM: event.utm_medium,
+        events.COL_UTM_CAMPAIGN: event.utm_campaign,
+        events.COL_REGION: event.region,
+        events.COL_CITY: event.city,
+        events.COL_ASN: event.asn,
+        events.COL_NETWORK: event.network,
     }
     assert sorted(named) == list(range(events.COLUMNS))
     assert {col: parts[col] for col in named} == named
@@ -137,8 +159,42 @@ def test_event_golden_line_and_named_columns() -> None:
     assert events.BATCH_ID_FIELD == b"b" and events.EVENT_FIELD == b"e"
 
 
+def test_version_1_lines_still_decode() -> None:
+    """A line written by an edge of version 1 (17 columns) decodes, the version 2 fields empty;
+    anything a version 1 line had past its last column is not read as a version 2 field."""
+    v1 = "1\tc\t1780000000123\tteam\tlink\t\t\tDE\tmobile\tios\tsafari\ta.example\tf00d\t0\tqr\t\tdom"
+    assert decode_event(v1) == Event(
+        kind=CLICK,
+        ts_ms=1_780_000_000_123,
+        team_id="team",
+        link_id="link",
+        country="DE",
+        device="mobile",
+        os="ios",
+        browser="safari",
+        referrer="a.example",
+        visitor="f00d",
+        source="qr",
+        domain_id="dom",
+    )
+    decoded = decode_event(v1 + "\tstray")
+    assert decoded is not None and decoded.rule == ""
+
+
 def test_each_dimension_comes_from_its_namesake_column() -> None:
-    assert events.DIMENSIONS == ("country", "device", "os", "browser", "referrer", "source")
-    event = Event(kind=CLICK, ts_ms=1, team_id="t", country="c", device="d", os="o", browser="b", referrer="r")
+    assert events.DIMENSIONS[: events.DENSE] == ("country", "device", "os", "browser", "referrer", "source")
+    assert set(events.DIMENSIONS[events.DENSE :]) == {
+        *("rule", "variant", "destination", "utm_source", "utm_medium", "utm_campaign"),
+        *("region", "city", "network", "domain"),
+    }
+    values = {events.DIMENSION_FIELDS[d]: f"value of {d}" for d in events.DIMENSIONS}
+    event = Event(kind=CLICK, ts_ms=1, team_id="t", **values)
     parts = encode_event(event).split("\t")
-    assert [parts[col] for col in events.DIMENSION_COLUMNS] == [getattr(event, d) for d in events.DIMENSIONS]
+    assert [parts[col] for col in events.DIMENSION_COLUMNS] == [f"value of {d}" for d in events.DIMENSIONS]
+
+
+def test_destination_id_matches_postgresql(database_url: str) -> None:
+    url = "https://example.com/caf\u00e9?utm_source=x"
+    computed = sql(database_url, "SELECT left(encode(sha256(convert_to($1, 'UTF8')), 'hex'), 12)", url)
+    assert events.destination_id(url) == computed[0][0]
+    assert len(events.destination_id("https://a.example/")) == 12

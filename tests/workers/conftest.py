@@ -19,6 +19,8 @@ from redirector.events import (
     BATCH_ID_FIELD,
     BLOCK_CLICK,
     CLICK,
+    DENSE,
+    DIMENSION_FIELDS,
     DIMENSIONS,
     EVENT_FIELD,
     FORM,
@@ -110,10 +112,27 @@ def random_events(world: World, n: int, seed: int = 1, hours: int = 3) -> list[E
             "referrer": rng.choice(["", "t.co", "news.ycombinator.com"]),
             "visitor": rng.choice(visitors),
             "bot": rng.random() < 0.1,
+            # the version 2 columns: mostly empty, as in real traffic (sparse dimensions)
+            "region": rng.choice(["", "", "US|California", "DE|Berlin"]),
+            "city": rng.choice(["", "", "", "US|California|Mountain View"]),
+            "utm_source": rng.choice(["", "", "", "newsletter"]),
+            "network": rng.choice(["", "other", "datacenter"]),
         }
         if roll < 0.5:
             link = rng.choice(links)
-            out.append(Event(kind=CLICK, team_id=world.links[link], link_id=link, source="direct", **common))
+            routed = rng.random() < 0.3
+            out.append(
+                Event(
+                    kind=CLICK,
+                    team_id=world.links[link],
+                    link_id=link,
+                    source="direct",
+                    rule=rng.choice(["0", "none"]) if routed else "",
+                    variant=rng.choice(["0.0", "0.1"]) if routed else "",
+                    destination=rng.choice(["0123456789ab", "ba9876543210"]),
+                    **common,
+                )
+            )
         elif roll < 0.75:
             page = rng.choice(list(world.pages))
             out.append(Event(kind=VIEW, team_id=world.pages[page], page_id=page, **common))
@@ -199,6 +218,8 @@ def expected(events: Iterable[Event]) -> Expected:
             if visits:
                 x.visitors[(subject, hour)].add(e.visitor)
             if breaks:
-                for dim in DIMENSIONS:
-                    x.breakdowns[(subject, hour, dim, getattr(e, dim))] += 1
+                for i, dim in enumerate(DIMENSIONS):
+                    value = getattr(e, DIMENSION_FIELDS[dim])
+                    if i < DENSE or value:  # the sparse dimensions roll up only their values
+                        x.breakdowns[(subject, hour, dim, value)] += 1
     return x
