@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from api.freshness import COUNT_CAP
 from api.openapi import Meta
 
-__all__ = ["StatsEnvelope", "StatsMeta", "ok_response"]
+__all__ = ["StatsEnvelope", "StatsMeta", "VariantsEnvelope", "ok_response"]
 
 
 class StatsMeta(Meta):
@@ -38,3 +38,51 @@ class StatsEnvelope(BaseModel):
 def ok_response(description: str) -> dict[int | str, dict[str, Any]]:
     """The 200 entry of a stats route's ``responses``."""
     return {200: {"model": StatsEnvelope, "description": description}}
+
+
+class SrmOut(BaseModel):
+    test: str = Field(description="Always chi_square: Pearson's goodness-of-fit test.", examples=["chi_square"])
+    statistic: float | None = Field(ge=0, description="The chi-square statistic; null without any click.")
+    df: int = Field(ge=1, description="Degrees of freedom: variants minus one.")
+    p_value: float | None = Field(
+        ge=0, le=1, description="Chance of a split at least this far from its weights if it works as configured."
+    )
+    alpha: float = Field(description="The threshold: a mismatch is p_value below it.", examples=[0.001])
+    mismatch: bool | None = Field(
+        description="True: the clicks do not fit the weights (p_value < alpha); null: too few clicks to tell."
+    )
+    reason: str | None = Field(description="Why mismatch is null; else null.")
+
+
+class VariantOut(BaseModel):
+    variant: int = Field(ge=0, description="Index of the variant in the rule's split.")
+    value: str = Field(description="The variant as the variant breakdown names it.", examples=["2.0"])
+    url: str
+    weight: int = Field(description="Configured weight, in percent.")
+    clicks: int = Field(ge=0)
+    share: float | None = Field(ge=0, le=1, description="Of the rule's clicks in the window; null without any.")
+    expected_clicks: float = Field(ge=0, description="The clicks the weight asks for, of the rule's clicks.")
+
+
+class SplitRuleOut(BaseModel):
+    rule: int = Field(ge=0, description="Index of the split rule in routing_rules.")
+    conditions: dict[str, Any]
+    clicks: int = Field(ge=0, description="Human clicks the rule's variants got in the window.")
+    other_clicks: int = Field(
+        ge=0, description="Clicks recorded for variant indexes the rule no longer has (left out of the test)."
+    )
+    variants: list[VariantOut]
+    srm: SrmOut
+
+
+class VariantsData(BaseModel):
+    link_id: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+    tz: str
+    rules: list[SplitRuleOut] = Field(description="One entry per split rule the link has now, in rule order.")
+
+
+class VariantsEnvelope(BaseModel):
+    data: VariantsData
+    meta: StatsMeta
