@@ -20,12 +20,12 @@ from api.bio import stats as bio_stats
 from api.bio.schemas import BioPageCreate, BioPageUpdate, PageDataCreate, PageDataUpdate
 from api.envelope import ok
 from api.fields import strict_json
-from api.freshness import freshness
+from api.freshness import Freshness, freshness
 from api.openapi import BODY_ERRORS, error_responses
 from api.pagination import INT_CURSOR, PageParams, PerPage, cursor_param, page_params, paginate
 from api.params import Interval, Search, SearchText, WindowParams
 from api.state import ApiRequest
-from api.stats.responses import ok_response
+from api.stats.responses import BlockSeriesEnvelope, PageBreakdownsEnvelope, ok_response
 
 router = APIRouter(tags=["bio pages"], dependencies=[Depends(strict_json)])
 
@@ -71,6 +71,11 @@ def ctx(request: ApiRequest) -> service.Ctx:
 async def _view(request: ApiRequest, principal: Principal, page_id: str) -> service.PageView:
     async with request.state["pg"].acquire() as conn:
         return await service.load(conn, principal.team_id, service.page_uuid(page_id))
+
+
+async def _freshness(request: ApiRequest) -> Freshness:
+    settings = request.state["settings"]
+    return await freshness(request.state["pg"], request.state["redis"], settings.key_prefix, settings.event_shards)
 
 
 def _deleted(request: ApiRequest) -> Response:
@@ -157,12 +162,7 @@ async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: st
     """Counters over the window (default: all the retained history), views in the last 7 days, all time.
     `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
     view = await _view(request, principal, page_id)
-    fresh = await freshness(
-        request.state["pg"],
-        request.state["redis"],
-        request.state["settings"].key_prefix,
-        request.state["settings"].event_shards,
-    )
+    fresh = await _freshness(request)
     async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
         data = await bio_stats.counters(conn, principal.plan, view, query)
     return ok(request, data, **fresh.meta())
@@ -179,14 +179,50 @@ async def bio_page_views(
     """Views and visitors per bucket in `tz`; without `from`, 24 hours, 30 days or 12 weeks up to `to`.
     `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
     view = await _view(request, principal, page_id)
-    fresh = await freshness(
-        request.state["pg"],
-        request.state["redis"],
-        request.state["settings"].key_prefix,
-        request.state["settings"].event_shards,
-    )
+    fresh = await _freshness(request)
     async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
         data = await bio_stats.views(conn, principal.plan, view, query, interval)
+    return ok(request, data, **fresh.meta())
+
+
+@router.get(
+    "/bio-pages/{page_id}/stats/breakdowns",
+    summary="Views of a page by country, device, referrer, source, region, ...",
+    responses={
+        200: {"model": PageBreakdownsEnvelope, "description": "The page's breakdowns; meta says how fresh they are"},
+        **responses(402, 404, 422),
+    },
+)
+async def bio_page_breakdowns(request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams) -> Response:
+    """The top 10 values of each dimension of the page's human views over the window (default: all
+    the retained history): country, device, os, browser, referrer, source, UTM source, medium and
+    campaign, region, city, network and team domain.
+    `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
+    view = await _view(request, principal, page_id)
+    fresh = await _freshness(request)
+    async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
+        data = await bio_stats.breakdowns(conn, principal.plan, view, query)
+    return ok(request, data, **fresh.meta())
+
+
+@router.get(
+    "/bio-pages/{page_id}/stats/blocks",
+    summary="Clicks of each block over time",
+    responses={
+        200: {"model": BlockSeriesEnvelope, "description": "A series per block; meta says how fresh they are"},
+        **responses(402, 404, 422),
+    },
+)
+async def bio_page_blocks(
+    request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams, interval: Interval = None
+) -> Response:
+    """Clicks and visitors of each block per bucket in `tz`, in the blocks' sort order; without
+    `from`, 24 hours, 30 days or 12 weeks up to `to`, as for the page's views.
+    `meta.complete_through` and `meta.pending_events` tell "no clicks" from "not counted yet"."""
+    view = await _view(request, principal, page_id)
+    fresh = await _freshness(request)
+    async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
+        data = await bio_stats.blocks(conn, principal.plan, view, query, interval)
     return ok(request, data, **fresh.meta())
 
 

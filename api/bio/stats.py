@@ -1,8 +1,10 @@
 """Page analytics responses and form submissions.
 
 Subjects: the page id (views, visitors, and clicks = every block click of the page) and each block
-id (clicks). Windows and series come from :mod:`api.stats.window` and :mod:`api.stats.queries`,
-as for links.
+id (clicks, visitors). Windows and series come from :mod:`api.stats.window` and
+:mod:`api.stats.queries`, as for links. The page's breakdowns are of its human views, in the
+dimensions a view has: not the routing rule, split variant or destination, which only link
+clicks carry.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ from api.errors import ValidationFailed
 from api.pagination import decode_cursor, encode_cursor
 from api.plans import Plan
 from api.stats import queries
+from api.stats.labels import Names, label
 from api.stats.window import WindowQuery, last_days, parse_window
 from kit.postgres import Conn
+from redirector.events import DIMENSIONS
+
+LINK_ONLY = ("rule", "variant", "destination")
+PAGE_DIMENSIONS = tuple(d for d in DIMENSIONS if d not in LINK_ONLY)
 
 
 async def counters(conn: Conn, plan: Plan, view: PageView, query: WindowQuery) -> dict[str, Any]:
@@ -66,6 +73,61 @@ async def views(conn: Conn, plan: Plan, view: PageView, query: WindowQuery, inte
             }
             for start, c in series
         ],
+    }
+
+
+async def breakdowns(conn: Conn, plan: Plan, view: PageView, query: WindowQuery) -> dict[str, Any]:
+    """The top 10 values of each dimension of the page's views in the window (default: all the
+    retained history), each ``{"value", "views"}``; regions, cities and domains labelled as for links."""
+    window = parse_window(plan, query, all_retained=True)
+    page_id = view.page["id"]
+    tops = await queries.breakdowns(conn, page_id, window.start, window.end, dimensions=PAGE_DIMENSIONS, count="views")
+    domains = [r["value"] for r in tops["domain"]]
+    hostnames = await queries.domain_hostnames(conn, view.page["team_id"], domains) if domains else {}
+    total = (await queries.totals(conn, [page_id], window.start, window.end))[page_id]
+    return {
+        "from": rfc3339(window.start),
+        "to": rfc3339(window.end),
+        "tz": window.tz.key,
+        "views": total.views,
+        "breakdowns": label(tops, Names(hostnames=hostnames)),
+    }
+
+
+async def blocks(conn: Conn, plan: Plan, view: PageView, query: WindowQuery, interval: str | None) -> dict[str, Any]:
+    """Clicks and distinct visitors of each block per local hour, day or week over the window (in
+    ``sort_order``), with the same buckets as :func:`views`."""
+    window = parse_window(plan, query, interval)
+    series = await queries.series_of(conn, [b["id"] for b in view.blocks], window)
+    out = []
+    for b in view.blocks:
+        buckets = series[b["id"]]
+        total = queries.combine(c for _, c in buckets)
+        out.append(
+            {
+                "id": str(b["id"]),
+                "type": b["type"],
+                "label": b["label"],
+                "clicks": total.clicks,
+                "visitors": total.visitors,
+                "series": [
+                    {
+                        "start": rfc3339(start),
+                        "local": start.astimezone(window.tz).isoformat(),
+                        "clicks": c.clicks,
+                        "visitors": c.visitors,
+                    }
+                    for start, c in buckets
+                ],
+            }
+        )
+    return {
+        "from": rfc3339(window.start),
+        "to": rfc3339(window.end),
+        "tz": window.tz.key,
+        "interval": window.interval,
+        "clicks": sum(b["clicks"] for b in out),
+        "blocks": out,
     }
 
 

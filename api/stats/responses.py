@@ -10,7 +10,14 @@ from pydantic import BaseModel, Field
 from api.freshness import COUNT_CAP
 from api.openapi import Meta
 
-__all__ = ["StatsEnvelope", "StatsMeta", "VariantsEnvelope", "ok_response"]
+__all__ = [
+    "BlockSeriesEnvelope",
+    "PageBreakdownsEnvelope",
+    "StatsEnvelope",
+    "StatsMeta",
+    "VariantsEnvelope",
+    "ok_response",
+]
 
 
 class StatsMeta(Meta):
@@ -85,4 +92,51 @@ class VariantsData(BaseModel):
 
 class VariantsEnvelope(BaseModel):
     data: VariantsData
+    meta: StatsMeta
+
+
+class PageBreakdownsData(BaseModel):
+    from_: datetime = Field(alias="from")
+    to: datetime
+    tz: str
+    views: int = Field(ge=0, description="Human views of the page in the window.")
+    breakdowns: dict[str, list[dict[str, Any]]] = Field(
+        description="Per dimension (country, device, os, browser, referrer, source, utm_source, utm_medium, "
+        "utm_campaign, region, city, network, domain), the top 10 values by views: `{value, views}`; region "
+        "rows add `country` and `region`, city rows `country`, `region` and `city`, domain rows `hostname`."
+    )
+
+
+class PageBreakdownsEnvelope(BaseModel):
+    data: PageBreakdownsData
+    meta: StatsMeta
+
+
+class BlockBucket(BaseModel):
+    start: datetime = Field(description="UTC start of the bucket.")
+    local: datetime = Field(description="The same moment in `tz`.")
+    clicks: int = Field(ge=0)
+    visitors: int = Field(ge=0)
+
+
+class BlockSeries(BaseModel):
+    id: str
+    type: str
+    label: str | None
+    clicks: int = Field(ge=0, description="Human clicks of the block in the window.")
+    visitors: int = Field(ge=0, description="Distinct visitors who clicked it (once per day).")
+    series: list[BlockBucket]
+
+
+class BlockSeriesData(BaseModel):
+    from_: datetime = Field(alias="from")
+    to: datetime
+    tz: str
+    interval: str
+    clicks: int = Field(ge=0, description="Clicks of all the blocks in the window.")
+    blocks: list[BlockSeries] = Field(description="The page's blocks in sort order, each with its series.")
+
+
+class BlockSeriesEnvelope(BaseModel):
+    data: BlockSeriesData
     meta: StatsMeta
