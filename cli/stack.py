@@ -109,12 +109,16 @@ def _visitor_salt(folder: Path) -> str:
     return path.read_text().strip()
 
 
+PLACE_SETTINGS = (("region/city", "GEOIP_CITY_DB"), ("ASN", "GEOIP_ASN_DB"))
+
+
 def _banner(
     services: Services, env: Mapping[str, str], team: str, plan: str, key: str, api_port: int, edge_port: int
 ) -> str:
     slug = f"hello-{secrets.token_hex(2)}"
     public = env["PUBLIC_BASE_URL"]
     geoip = env.get("GEOIP_DB") or "none (countries come from COUNTRY_HEADER only)"
+    places = ", ".join(f"{what} {'yes' if env.get(name) else 'no'}" for what, name in PLACE_SETTINGS)
     return f"""
 linkedge is up
   API         http://localhost:{api_port}/api/v1   (docs: /api/v1/docs)
@@ -122,7 +126,7 @@ linkedge is up
   worker      running
   PostgreSQL  {services.database_url}  ({services.database_source})
   Redis       {services.redis_url}  ({services.redis_source})
-  GeoIP       {geoip}
+  GeoIP       {geoip}  ({places})
 
 API key for team {team!r} (plan {plan}, every ability); shown once:
   {key}

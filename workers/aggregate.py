@@ -25,7 +25,7 @@ import gc
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import compress, repeat
 from operator import add, call, floordiv, itemgetter
 from typing import Any
 from uuid import UUID
@@ -294,12 +294,11 @@ class Aggregator:
                 empty = values.count("")
                 if empty == len(values):
                     continue  # the usual case for the sparse dimensions: nothing to roll up
-                if empty:
-                    pairs = [(s, v) for s, v in zip(subjects, values, strict=True) if v]
+                if empty:  # only the events with a value: compress and filter pick the same ones, in C
                     tally = dims.get((i, hour))
                     if tally is None:
                         tally = dims[(i, hour)] = Counter()
-                    tally.update([s + v for s, v in pairs])
+                    tally.update(map(add, compress(subjects, values), filter(None, values)))
                     continue
             tally = dims.get((i, hour))
             if tally is None:
