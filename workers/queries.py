@@ -16,6 +16,8 @@ from redirector.events import DIMENSIONS
 from workers.aggregate import MAX_VALUE, UUID_LEN, Batch
 
 INITIAL_ID = "0-0"
+DAY_MS = 86_400_000
+_Row = tuple[str, int, int, str, int]  # a breakdown row: subject, hour ms, dimension (from 1), value, clicks
 SEP = "\x1f"  # separates breakdown values; workers.aggregate strips it from event lines
 
 _LOCK_MARKS = """
@@ -57,6 +59,34 @@ SELECT u.s::uuid, to_timestamp(u.b::bigint / 1000), ($6::text[])[u.d::int], u.v,
 FROM unnest(string_to_array($1, ','), string_to_array($2, ','), string_to_array($3, ','),
             (string_to_array($4, chr(31)))[2:], string_to_array($5, ',')) AS u(s, b, d, v, c)
 ON CONFLICT (subject_id, bucket, dimension, value) DO UPDATE SET clicks = d.clicks + EXCLUDED.clicks
+"""
+# The same hours summed per UTC day (a day travels as days since the epoch).
+_DAYS = """
+INSERT INTO stats_daily AS d (subject_id, day, team_id, clicks, views, bots)
+SELECT u.s, DATE '1970-01-01' + u.d, u.t, u.c, u.v, u.o
+FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(s, d, t, c, v, o)
+ON CONFLICT (subject_id, day) DO UPDATE
+SET clicks = d.clicks + EXCLUDED.clicks, views = d.views + EXCLUDED.views, bots = d.bots + EXCLUDED.bots
+"""
+# Per team, dimension, hour and value (few rows: a team's values, not its subjects'): summed in
+# Python from the breakdowns, upserted hourly and summed again per UTC day in the same statement.
+# Every worker writes the same hot rows of a big team, so they go in sorted order like the rest.
+_TEAM_DIMS = """
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[])
+        AS u(t, d, b, v, c, w)
+),
+hourly AS (
+    INSERT INTO stats_team_hourly AS x (team_id, dimension, bucket, value, clicks, views)
+    SELECT u.t, ($7::text[])[u.d], to_timestamp(u.b / 1000), u.v, u.c, u.w FROM u
+    ON CONFLICT (team_id, dimension, bucket, value) DO UPDATE
+    SET clicks = x.clicks + EXCLUDED.clicks, views = x.views + EXCLUDED.views
+)
+INSERT INTO stats_team_daily AS x (team_id, dimension, day, value, clicks, views)
+SELECT u.t, ($7::text[])[u.d], DATE '1970-01-01' + (u.b / 86400000)::int, u.v, sum(u.c), sum(u.w) FROM u
+GROUP BY u.t, u.d, 3, u.v ORDER BY u.t, u.d, 3, u.v
+ON CONFLICT (team_id, dimension, day, value) DO UPDATE
+SET clicks = x.clicks + EXCLUDED.clicks, views = x.views + EXCLUDED.views
 """
 _TOTALS = """
 INSERT INTO stats_totals AS t (subject_id, team_id, clicks, views, bots, last_at)
@@ -174,6 +204,29 @@ async def _write_hours(conn: Conn, batch: Batch) -> None:
         blobs.append(sketch.encode())
     if subjects:
         await conn.execute(_SKETCHES, subjects, buckets, blobs)
+    # stats_daily: the keys are sorted by (subject, hour), so the day keys come out sorted too.
+    days: dict[tuple[str, int], list[Any]] = {}
+    for (subject, ms), hour in zip(keys, hours, strict=True):
+        if hour.team_id is None:
+            continue  # no team: nothing team-wide to count it in
+        day = days.get((subject, ms // DAY_MS))
+        if day is None:
+            days[(subject, ms // DAY_MS)] = [hour.team_id, hour.clicks, hour.views, hour.bots]
+        else:
+            day[1] += hour.clicks
+            day[2] += hour.views
+            day[3] += hour.bots
+    if days:
+        sums = list(days.values())
+        await conn.execute(
+            _DAYS,
+            [k[0] for k in days],
+            [k[1] for k in days],
+            [d[0] for d in sums],
+            [d[1] for d in sums],
+            [d[2] for d in sums],
+            [d[3] for d in sums],
+        )
 
 
 async def _write_rest(conn: Conn, batch: Batch) -> None:
@@ -195,6 +248,7 @@ async def _write_rest(conn: Conn, batch: Batch) -> None:
             ",".join([str(r[4]) for r in rows]),
             DIMENSIONS,
         )
+        await _write_team_dims(conn, batch, rows)
     if batch.totals:
         ids = sorted(batch.totals)
         totals = [batch.totals[i] for i in ids]
@@ -221,7 +275,37 @@ async def _write_rest(conn: Conn, batch: Batch) -> None:
         )
 
 
-def _truncated(rows: list[tuple[str, int, int, str, int]]) -> list[tuple[str, int, int, str, int]]:
+async def _write_team_dims(conn: Conn, batch: Batch, rows: list[_Row]) -> None:
+    """stats_team_hourly / stats_team_daily from the breakdown rows: a link's rows are clicks, a bio
+    page's views (the only breakdowns there are); a subject's team is its totals' team."""
+    owner = {s: (t.team_id, s in batch.links) for s, t in batch.totals.items() if t.team_id is not None}
+    sums: dict[tuple[str, int, int, str], list[int]] = {}
+    for subject, bucket, dim, value, n in rows:
+        o = owner.get(subject)
+        if o is None:
+            continue  # no team: nothing team-wide to count it in
+        key = (o[0], dim, bucket, value)
+        pair = sums.get(key)
+        if pair is None:
+            pair = sums[key] = [0, 0]
+        pair[0 if o[1] else 1] += n
+    if not sums:
+        return
+    keys = sorted(sums)
+    pairs = [sums[k] for k in keys]
+    await conn.execute(
+        _TEAM_DIMS,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [k[3] for k in keys],
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        DIMENSIONS,
+    )
+
+
+def _truncated(rows: list[_Row]) -> list[_Row]:
     """Cut values to MAX_VALUE characters, summing rows that become equal."""
     merged: dict[tuple[str, int, int, str], int] = {}
     for subject, bucket, dim, value, n in rows:

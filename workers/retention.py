@@ -1,10 +1,12 @@
-"""Analytics retention: an hourly cron deletes hourly roll-ups the team's plan no longer shows.
+"""Analytics retention: an hourly cron deletes hourly and daily roll-ups the team's plan no longer shows.
 
 A row goes when it is older than its team's plan keeps (``api.serving.retention``, the numbers
 ``api.plans`` is built from), and in any case when it is older than the longest retention of any
 plan: rows of a deleted team, or with no team known, go then. The team of a row is its own
-``team_id`` (``stats_hourly``), its subject's (``stats_totals``, for ``stats_breakdown_hourly``)
-or its domain's (``domain_orphan_hourly``). ``stats_totals`` (all-time counters) is never pruned.
+``team_id`` (``stats_hourly`` and the team-wide summaries ``stats_daily``, ``stats_team_hourly``,
+``stats_team_daily``), its subject's (``stats_totals``, for ``stats_breakdown_hourly``) or its
+domain's (``domain_orphan_hourly``). A daily row goes once its whole UTC day is past the bound.
+``stats_totals`` (all-time counters) is never pruned.
 
 Deletes run in bounded batches (:data:`BATCH` rows a statement, chosen by ``ctid``), each its own
 short transaction on the pool, so the roll-up's upserts never wait behind a long delete. One run
@@ -27,23 +29,31 @@ log = logging.getLogger("linkedge.retention")
 BATCH = 5_000  # rows per DELETE statement
 
 
-def _prune(table: str, column: str, team_join: str) -> str:
+def _prune(table: str, column: str, team_join: str, *, daily: bool = False) -> str:
     """One batch of ``table``: $1/$2 plans and their days, $3 now, $4/$5 the shortest/longest
     retention, $6 the batch size. The constant bound ($4) lets the BRIN index on ``column`` skip
-    the recent pages; the per-row bound is the team's plan, else the longest retention."""
+    the recent pages; the per-row bound is the team's plan, else the longest retention. A ``daily``
+    row (a UTC ``date``) goes once its whole day is past the bound."""
+
+    def cut(days: str) -> str:
+        moment = f"$3::timestamptz - make_interval(days => {days})"
+        return f"(({moment}) AT TIME ZONE 'UTC')::date" if daily else moment
+
     return f"""
 DELETE FROM {table} WHERE ctid = ANY(ARRAY(
     SELECT x.ctid FROM {table} x
     {team_join}
     LEFT JOIN unnest($1::text[], $2::int[]) AS p(plan, days) ON p.plan = t.plan
-    WHERE x.{column} < $3::timestamptz - make_interval(days => $4)
-      AND x.{column} < $3::timestamptz - make_interval(days => coalesce(p.days, $5))
+    WHERE x.{column} < {cut("$4")}
+      AND x.{column} < {cut("coalesce(p.days, $5)")}
     LIMIT $6))
 """
 
 
+_OWN_TEAM = "LEFT JOIN teams t ON t.id = x.team_id"
+
 PRUNES: dict[str, str] = {
-    "stats_hourly": _prune("stats_hourly", "bucket", "LEFT JOIN teams t ON t.id = x.team_id"),
+    "stats_hourly": _prune("stats_hourly", "bucket", _OWN_TEAM),
     "stats_breakdown_hourly": _prune(
         "stats_breakdown_hourly",
         "bucket",
@@ -54,6 +64,10 @@ PRUNES: dict[str, str] = {
         "hour",
         "LEFT JOIN domains d ON d.id = x.domain_id LEFT JOIN teams t ON t.id = d.team_id",
     ),
+    # The team-wide summaries (migration 008): each row carries its team.
+    "stats_daily": _prune("stats_daily", "day", _OWN_TEAM, daily=True),
+    "stats_team_hourly": _prune("stats_team_hourly", "bucket", _OWN_TEAM),
+    "stats_team_daily": _prune("stats_team_daily", "day", _OWN_TEAM, daily=True),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
@@ -57,7 +57,29 @@ async def _rows(pg: asyncpg.Pool, team: uuid.UUID | None, *, with_totals: bool =
                 domain,
                 bucket,
             )
+            await _summaries(pg, subject, team, bucket)
     return subject, domain
+
+
+async def _summaries(pg: asyncpg.Pool, subject: uuid.UUID, team: uuid.UUID, bucket: datetime) -> None:
+    """The team-wide summaries of the same click (rows without a team have none); the team rows
+    carry the subject's id as their value, so two links of one team keep theirs apart."""
+    day = bucket.astimezone(UTC).date()
+    await pg.execute(
+        "INSERT INTO stats_daily (subject_id, day, team_id, clicks) VALUES ($1, $2, $3, 1)", subject, day, team
+    )
+    await pg.execute(
+        "INSERT INTO stats_team_hourly (team_id, dimension, bucket, value, clicks) VALUES ($1, 'country', $2, $3, 1)",
+        team,
+        bucket,
+        str(subject),
+    )
+    await pg.execute(
+        "INSERT INTO stats_team_daily (team_id, dimension, day, value, clicks) VALUES ($1, 'country', $2, $3, 1)",
+        team,
+        day,
+        str(subject),
+    )
 
 
 async def _ages(pg: asyncpg.Pool, ids: tuple[uuid.UUID, uuid.UUID]) -> dict[str, list[int]]:
@@ -66,11 +88,21 @@ async def _ages(pg: asyncpg.Pool, ids: tuple[uuid.UUID, uuid.UUID]) -> dict[str,
     def days(rows: list[asyncpg.Record]) -> list[int]:
         return sorted({(NOW - r[0]).days for r in rows})
 
+    def dates(rows: list[asyncpg.Record]) -> list[int]:
+        return sorted({(NOW.date() - r[0]).days for r in rows})
+
     return {
         "hourly": days(await pg.fetch("SELECT bucket FROM stats_hourly WHERE subject_id = $1", subject)),
         "breakdown": days(await pg.fetch("SELECT bucket FROM stats_breakdown_hourly WHERE subject_id = $1", subject)),
         "orphans": days(await pg.fetch("SELECT hour FROM domain_orphan_hourly WHERE domain_id = $1", domain)),
+        "daily": dates(await pg.fetch("SELECT day FROM stats_daily WHERE subject_id = $1", subject)),
+        "team_hourly": days(await pg.fetch("SELECT bucket FROM stats_team_hourly WHERE value = $1", str(subject))),
+        "team_daily": dates(await pg.fetch("SELECT day FROM stats_team_daily WHERE value = $1", str(subject))),
     }
+
+
+def _kept(*ages: int) -> dict[str, list[int]]:
+    return dict.fromkeys(("hourly", "breakdown", "orphans", "daily", "team_hourly", "team_daily"), list(ages))
 
 
 def test_the_worker_prunes_by_the_plans_numbers() -> None:
@@ -88,23 +120,29 @@ async def test_exactly_the_expired_rows_go_in_bounded_batches_and_again_is_a_no_
     deleted = {table: sum(n for t, n in statements if t == table) for table in dict.fromkeys(t for t, _ in statements)}
 
     # free: 30 days; pro: 365; business: 1095.
-    assert await _ages(pg, free_link) == {"hourly": [29], "breakdown": [29], "orphans": [29]}
-    assert await _ages(pg, pro_link) == {"hourly": [29, 31, 200], "breakdown": [29, 31, 200], "orphans": [29, 31, 200]}
-    assert await _ages(pg, business_link) == {
-        "hourly": [29, 31, 200, 400],
-        "breakdown": [29, 31, 200, 400],
-        "orphans": [29, 31, 200, 400],
-    }
+    assert await _ages(pg, free_link) == _kept(29)
+    assert await _ages(pg, pro_link) == _kept(29, 31, 200)
+    assert await _ages(pg, business_link) == _kept(29, 31, 200, 400)
     assert (await _ages(pg, no_team))["hourly"] == [29, 31, 200, 400]
     assert (await _ages(pg, no_team))["breakdown"] == [29, 31, 200, 400]
+    assert (await _ages(pg, no_team))["daily"] == []  # no team: never summarised team-wide
     no_totals_ages = await _ages(pg, no_totals)
     assert no_totals_ages["hourly"] == [29]  # its hourly rows carry the team
     assert no_totals_ages["breakdown"] == [29, 31, 200, 400]
+    assert no_totals_ages["daily"] == no_totals_ages["team_hourly"] == no_totals_ages["team_daily"] == [29]
     assert await pg.fetchval("SELECT count(*) FROM stats_totals") == totals_before  # never pruned
 
     # Rows removed: hourly 4 + 2 + 1 + 1 + 4 (free, pro, business, no team, no totals); breakdowns two
     # per hour, but no-totals loses only its oldest; orphans 4 + 2 + 1 + 4 (the no-totals link's free domain).
-    assert deleted == {"stats_hourly": 12, "stats_breakdown_hourly": 18, "domain_orphan_hourly": 11}
+    # The summaries (teams only): 4 + 2 + 1 + 4 each.
+    assert deleted == {
+        "stats_hourly": 12,
+        "stats_breakdown_hourly": 18,
+        "domain_orphan_hourly": 11,
+        "stats_daily": 11,
+        "stats_team_hourly": 11,
+        "stats_team_daily": 11,
+    }
     # Bounded: no statement deleted more than the batch, so it looped until a statement found less.
     assert max(n for _, n in statements) == 2
     for table, count in deleted.items():
@@ -112,6 +150,25 @@ async def test_exactly_the_expired_rows_go_in_bounded_batches_and_again_is_a_no_
         assert ns == [2] * (count // 2) + [count % 2], table
 
     assert await prune_expired(pg, batch=2, now=NOW) == dict.fromkeys(deleted, 0)
+
+
+async def test_a_daily_row_goes_once_its_whole_day_has_expired(pg: asyncpg.Pool) -> None:
+    """The free plan's bound is NOW - 30 days, 2026-11-01T12:00Z: the day of 2026-11-01 still holds
+    hours a window may show (their hourly rows stay too), 2026-10-31 does not."""
+    team = await _team(pg, "free")
+    for day in (date(2026, 10, 31), date(2026, 11, 1)):
+        await pg.execute(
+            "INSERT INTO stats_daily (subject_id, day, team_id, clicks) VALUES ($1, $2, $3, 1)", uuid.uuid4(), day, team
+        )
+        await pg.execute(
+            "INSERT INTO stats_team_daily (team_id, dimension, day, value, clicks) VALUES ($1, 'os', $2, 'ios', 1)",
+            team,
+            day,
+        )
+    deleted = await prune_expired(pg, now=NOW)
+    assert deleted["stats_daily"] == deleted["stats_team_daily"] == 1
+    assert [r[0] for r in await pg.fetch("SELECT day FROM stats_daily")] == [date(2026, 11, 1)]
+    assert [r[0] for r in await pg.fetch("SELECT day FROM stats_team_daily")] == [date(2026, 11, 1)]
 
 
 async def test_the_cron_job_runs_on_the_worker_pool(pg: asyncpg.Pool) -> None:
