@@ -288,8 +288,9 @@ class Aggregator:
         for subject in team_of:
             hours[(subject, hour)].visitors.discard("")
         dims = self.batch.dims
+        columns = list(zip(*rows))  # transposed in one C pass: cheaper than a pass per dimension
         for i, col in enumerate(DIMENSION_COLUMNS):
-            values = list(map(itemgetter(col), rows))
+            values = columns[col]
             if i >= DENSE:
                 empty = values.count("")
                 if empty == len(values):
