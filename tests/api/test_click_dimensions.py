@@ -84,9 +84,7 @@ def test_version_1_lines_still_count(api: Api, env: dict[str, str]) -> None:
     link = data(api.post("/links", json={"url": "https://example.com/", "custom_slug": "old-edge"}), 201)
     now = int(time.time() * 1000)
     team = str(api.team_id)
-    v1 = [
-        f"1\tc\t{now}\t{team}\t{link['id']}\t\t\tDE\tmobile\tios\tsafari\t\tvisitor-{i}\t0\tqr\t\t" for i in range(3)
-    ]
+    v1 = [f"1\tc\t{now}\t{team}\t{link['id']}\t\t\tDE\tmobile\tios\tsafari\t\tvisitor-{i}\t0\tqr\t\t" for i in range(3)]
     r = redis.Redis.from_url(env["REDIS_URL"])
     try:
         r.xadd(event_stream_key(env["KEY_PREFIX"], 0), {EVENT_FIELD: "\n".join(v1).encode()})
