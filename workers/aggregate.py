@@ -288,7 +288,7 @@ class Aggregator:
         for subject in team_of:
             hours[(subject, hour)].visitors.discard("")
         dims = self.batch.dims
-        columns = list(zip(*rows))  # transposed in one C pass: cheaper than a pass per dimension
+        columns = list(zip(*rows, strict=True))  # transposed in one C pass, not a pass per dimension
         for i, col in enumerate(DIMENSION_COLUMNS):
             values = columns[col]
             if i >= DENSE:

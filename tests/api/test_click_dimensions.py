@@ -25,7 +25,8 @@ DEFAULT = "https://default.example/?utm_source=news&utm_campaign=fall"
 def breakdown(api: Api, link_id: str) -> dict[str, Counter[str]]:
     rows = sql(
         api.database_url,
-        "SELECT dimension, value, sum(clicks)::bigint AS n FROM stats_breakdown_hourly WHERE subject_id = $1 GROUP BY 1, 2",
+        "SELECT dimension, value, sum(clicks)::bigint AS n FROM stats_breakdown_hourly "
+        "WHERE subject_id = $1 GROUP BY 1, 2",
         uuid.UUID(link_id),
     )
     out: dict[str, Counter[str]] = {}
