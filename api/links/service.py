@@ -323,7 +323,11 @@ async def update_link(
         except asyncpg.DataError as e:
             raise ValidationFailed(f"The link cannot be stored: {e}.") from None
         if changes.keys() & {"destination", "routing_rules"}:
-            await queries.record_destinations(conn, lid, sent_urls(updated["destination"], updated["routing_rules"]))
+            # The old URLs too: a link written before link_destinations existed may lack them.
+            urls = sent_urls(row["destination"], row["routing_rules"]) + sent_urls(
+                updated["destination"], updated["routing_rules"]
+            )
+            await queries.record_destinations(conn, lid, urls)
     robots = "crawlable" in changes or "enabled" in changes or moved
     await _synced(pool, redis, settings, row, robots=robots)
     if moved:  # the old record and domain are done above; now the new ones

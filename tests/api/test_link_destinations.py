@@ -107,3 +107,14 @@ def test_each_link_has_its_own_and_another_team_sees_none(make_api, db) -> None:
     assert globex.get(f"/links/{mine['id']}/stats/variants").status_code == 404
     breakdowns = data(globex.get(f"/links/{theirs['id']}/stats"))["breakdowns"]
     assert breakdowns["destination"] == [] and breakdowns["variant"] == []
+
+
+def test_a_patch_also_records_the_urls_it_replaces(api: Api, db) -> None:
+    # As for a link written before link_destinations existed (migration 007 backfills links.url,
+    # which is not the URL sent when the link has UTM fields).
+    link = data(api.post("/links", json={"url": "https://example.com/u", "utm": {"campaign": "c"}}), 201)
+    db("DELETE FROM link_destinations WHERE link_id = $1", uuid.UUID(link["id"]))
+    data(api.patch(f"/links/{link['id']}", json={"url": "https://example.com/v"}))
+    assert destinations(db, link["id"]) == ids(
+        "https://example.com/u?utm_campaign=c", "https://example.com/v?utm_campaign=c"
+    )
