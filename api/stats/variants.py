@@ -23,7 +23,8 @@ def split_results(rules: Sequence[Mapping[str, Any]], counts: Mapping[str, int])
     for value, n in counts.items():
         parsed = parse_variant(value)
         if parsed is not None:
-            by_rule.setdefault(parsed[0], {})[parsed[1]] = by_rule.get(parsed[0], {}).get(parsed[1], 0) + n
+            seen = by_rule.setdefault(parsed[0], {})
+            seen[parsed[1]] = seen.get(parsed[1], 0) + n  # "1.01" and "1.1" are one variant
     out = []
     for index, rule in enumerate(rules):
         if "split" not in rule:
