@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
 
+from api.analytics import routes as analytics_routes
 from api.auth import authenticate_request
 from api.bio import routes as bio_routes
 from api.domains import routes as domain_routes
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_handlers(app, authenticate_first=authenticate_request)
     app.include_router(link_routes.router, prefix=API_PREFIX)
     app.include_router(stats_routes.router, prefix=API_PREFIX)
+    app.include_router(analytics_routes.router, prefix=API_PREFIX)
     app.include_router(bio_routes.router, prefix=API_PREFIX)
     app.include_router(domain_routes.router, prefix=API_PREFIX)
     install_openapi(app)
