@@ -1,4 +1,4 @@
-"""The admin CLI: ``linkedge migrate | team | key | cache | domain | links | serve | up | services``.
+"""The admin CLI: ``linkedge migrate | team | key | cache | analytics | domain | links | serve | up | services``.
 
 Every admin command uses ``DATABASE_URL`` / ``REDIS_URL`` exactly as given (else the defaults on
 127.0.0.1) and never looks for another server: one that does not answer is one line naming its
@@ -25,7 +25,7 @@ from api.plans import PLANS
 from api.serving.sync import rebuild_all
 from api.settings import Settings
 from api.teams import create_key, create_team, get_team_by_name, revoke_key, set_plan
-from cli import domains, links, serve, stack
+from cli import analytics, domains, links, serve, stack
 from cli.common import CliError, add_command, connect, pool_and_redis, progress_bar
 from devstack.services import ServiceError
 
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(cache, "rebuild", cmd_cache_rebuild, "rewrite every cache record from PostgreSQL")
 
+    analytics.add_commands(commands)
     domains.add_commands(commands)
     links.add_commands(commands)
     serve.add_commands(commands)

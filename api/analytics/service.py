@@ -194,13 +194,16 @@ def plan_query(
     )
 
 
-async def analytics(conn: Conn, settings: Settings, team_id: uuid.UUID, plan: Plan, req: Request) -> Answer:
-    """Answer ``GET /analytics`` for the team (every table read is scoped to ``team_id``)."""
+async def analytics(
+    conn: Conn, settings: Settings, team_id: uuid.UUID, plan: Plan, req: Request, *, max_limit: int = MAX_LIMIT
+) -> Answer:
+    """Answer ``GET /analytics`` for the team (every table read is scoped to ``team_id``); the CLI's
+    export may ask for more than the API's ``max_limit`` rows."""
     group = req.group_by or "none"
     if group not in GROUPS:
         raise ValidationFailed.field("group_by", f"must be one of {', '.join(GROUPS)}")
-    if not 1 <= req.limit <= MAX_LIMIT:
-        raise ValidationFailed.field("limit", f"must be between 1 and {MAX_LIMIT}")
+    if not 1 <= req.limit <= max_limit:
+        raise ValidationFailed.field("limit", f"must be between 1 and {max_limit}")
     window = parse_analytics_window(plan, req.window, req.interval)
     dims = _dimension_filters(req)
     links = await _link_filter(conn, settings, team_id, req)
