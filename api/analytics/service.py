@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from api.analytics import queries
@@ -128,7 +128,7 @@ async def _link_filter(conn: Conn, settings: Settings, team_id: uuid.UUID, req: 
         link_id = parse_id(req.link_id)
         if await link_queries.get_link(conn, team_id, link_id) is None:
             raise not_found(req.link_id)
-    domain: uuid.UUID | None | bool = False
+    domain: uuid.UUID | None | Literal[False] = False
     if req.domain:
         hostname = canonical_host(req.domain.encode("utf-8"))
         if hostname in settings.platform_hosts:
@@ -138,7 +138,6 @@ async def _link_filter(conn: Conn, settings: Settings, team_id: uuid.UUID, req: 
             if row is None:
                 raise ValidationFailed.field("domain", domain_problem(hostname))
             domain = row["id"]
-    assert domain is not True
     return LinkFilter(link_id, tuple(x for x in req.labels if x), domain)
 
 
@@ -166,7 +165,7 @@ def plan_query(
             )
         source, dimension = "subjects", None
     elif group in ("none", "link"):
-        if dim is None:
+        if dim is None:  # the team total: from the dimension every click has a value of, empty included
             source, dimension = ("subjects" if links.any or group == "link" else "team"), "source"
         else:
             source, dimension = ("breakdowns" if links.any or group == "link" else "team"), dim[0]

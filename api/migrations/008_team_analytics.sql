@@ -58,22 +58,26 @@ ALTER TABLE stats_team_daily ADD CONSTRAINT stats_team_daily_dimension_check
 
 -- Backfill from the hourly tables. Rows without a team count nowhere team-wide. The team of a
 -- breakdown row is its subject's (stats_totals, as the retention cron has it); a subject with views
--- is a bio page (links have none), so its breakdown rows are views.
+-- is a bio page (links have none), so its breakdown rows are views. Rows go in day order, as the
+-- roll-up appends them, so a window's days are on few pages.
 INSERT INTO stats_daily (subject_id, day, team_id, clicks, views, bots)
 SELECT subject_id, (bucket AT TIME ZONE 'UTC')::date, (array_agg(team_id ORDER BY bucket))[1],
        sum(clicks), sum(views), sum(bots)
 FROM stats_hourly
 WHERE team_id IS NOT NULL
-GROUP BY 1, 2;
+GROUP BY 1, 2
+ORDER BY 2, 1;
 
 INSERT INTO stats_team_hourly (team_id, dimension, bucket, value, clicks, views)
 SELECT t.team_id, b.dimension, b.bucket, b.value,
        coalesce(sum(b.clicks) FILTER (WHERE t.views = 0), 0), coalesce(sum(b.clicks) FILTER (WHERE t.views > 0), 0)
 FROM stats_breakdown_hourly b
 JOIN stats_totals t ON t.subject_id = b.subject_id AND t.team_id IS NOT NULL
-GROUP BY 1, 2, 3, 4;
+GROUP BY 1, 2, 3, 4
+ORDER BY 3, 1, 2, 4;
 
 INSERT INTO stats_team_daily (team_id, dimension, day, value, clicks, views)
 SELECT team_id, dimension, (bucket AT TIME ZONE 'UTC')::date, value, sum(clicks), sum(views)
 FROM stats_team_hourly
-GROUP BY 1, 2, 3, 4;
+GROUP BY 1, 2, 3, 4
+ORDER BY 3, 1, 2, 4;
