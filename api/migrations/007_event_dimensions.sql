@@ -23,7 +23,8 @@ INSERT INTO link_destinations (link_id, destination_id, url)
 SELECT l.id, left(encode(sha256(convert_to(u.url, 'UTF8')), 'hex'), 12), u.url
 FROM links l
 CROSS JOIN LATERAL (
-    SELECT l.url
+    SELECT l.destination AS url  -- the url with its utm fields merged in: what the edge sends
+    UNION SELECT l.url
     UNION SELECT r ->> 'url' FROM jsonb_array_elements(l.routing_rules) r WHERE r ? 'url'
     UNION SELECT v ->> 'url' FROM jsonb_array_elements(l.routing_rules) r,
                                   jsonb_array_elements(CASE WHEN r ? 'split' THEN r -> 'split' ELSE '[]' END) v
