@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ from api.plans import Plan
 from api.settings import Settings
 from api.stats.labels import Names, label
 from api.stats.routes import rfc3339_local
-from api.stats.window import Window, WindowQuery
+from api.stats.window import Window, WindowQuery, ceil_hour
 from kit.postgres import Conn
 from redirector.events import DIMENSIONS
 from redirector.hosts import canonical_host
@@ -187,7 +188,7 @@ def plan_query(
         value=dim[1] if dim else None,
         links=links,
         starts=starts,
-        cover=cover(window, starts, hourly_only=source == "breakdowns"),
+        cover=cover(window, starts, hourly_only=source == "breakdowns", through=ceil_hour(datetime.now(UTC))),
         window=(window.start, window.end),
         limit=limit,
     )

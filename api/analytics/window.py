@@ -92,8 +92,15 @@ def _floor_day(moment: datetime) -> datetime:
     return moment.replace(hour=0)  # moments here are on the hour, in UTC
 
 
-def cover(window: Window, starts: list[datetime], *, hourly_only: bool = False) -> Cover:
-    """Split each bucket (clipped to the window) into its whole UTC days and its edge hours."""
+def cover(
+    window: Window, starts: list[datetime], *, hourly_only: bool = False, through: datetime | None = None
+) -> Cover:
+    """Split each bucket (clipped to the window) into its whole UTC days and its edge hours.
+
+    Nothing is counted at or after ``through`` (the end of the current hour: no event is stamped
+    later), so the last bucket, when it reaches it, takes its unfinished UTC day from the daily tables:
+    that day's row holds exactly its hours so far. A "last 30 days" window then reads hours only
+    at its start."""
     days: list[tuple[date, date]] = []
     hours: list[tuple[datetime, datetime]] = []
 
@@ -105,13 +112,18 @@ def cover(window: Window, starts: list[datetime], *, hourly_only: bool = False) 
         else:
             hours.append((lo, hi))
 
+    # A bucket holds the hours that start in it (a zone at +05:30 starts its days at :30 UTC), so
+    # its hours run from its start's ceiling hour, as width_bucket puts an hour's row.
     bounds = [*starts[1:], window.end]
     for start, end in zip(starts, bounds, strict=True):
-        lo, hi = max(start, window.start), min(end, window.end)
+        lo, hi = max(ceil_hour(start), window.start), min(ceil_hour(end), window.end)
         if lo >= hi:
             continue
         first = _floor_day(lo) if lo == _floor_day(lo) else _floor_day(lo) + timedelta(days=1)
         last = _floor_day(hi)
+        if not hourly_only and through is not None and end == bounds[-1] and hi >= through and lo <= last < hi:
+            last += timedelta(days=1)  # the unfinished day, whole: its hours from `through` on are empty
+            hi = last
         if hourly_only or first >= last:
             add_hours(lo, hi)
             continue

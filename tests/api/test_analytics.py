@@ -257,6 +257,17 @@ def test_a_window_off_the_utc_days_sums_days_and_edge_hours(world: World, api: A
     }
 
 
+def test_a_window_up_to_now_reads_the_unfinished_day_whole(world: World, api: Api) -> None:
+    """Without from/to: the last 30 days up to now, today's daily row standing for its hours so far."""
+    every = [e for e in world.events if e.kind == CLICK and not e.bot]
+    body = data(api.get("/analytics", params={"group_by": "link"}))
+    assert body["totals"] == {"clicks": len(every)} == {"clicks": 36}
+    today = data(api.get("/analytics", params={"from": f"{NOW:%Y-%m-%d}", "group_by": "country"}))
+    assert today["rows"] == [] and today["totals"] == {"clicks": 0}
+    hours = data(api.get("/analytics", params={"interval": "hour"}))["rows"]
+    assert len(hours) == 24 and sum(r["clicks"] for r in hours) == 0
+
+
 def test_filters(world: World, api: Api) -> None:
     links, inside = world.links, world.inside()
 
@@ -400,3 +411,35 @@ def test_the_route_is_in_the_openapi_document(api: Api) -> None:
     assert ok["application/json"]["schema"]["$ref"].endswith("/AnalyticsEnvelope")
     assert "text/csv" in ok
     assert {"403", "404", "422"} <= set(operation["responses"])
+
+
+@pytest.mark.parametrize("interval", ["none", "hour", "day", "week", "month"])
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+@pytest.mark.parametrize("through", [False, True])
+def test_the_cover_is_exactly_the_window_and_no_day_straddles_buckets(interval: str, tz: str, through: bool) -> None:
+    from api.analytics.window import bucket_starts, cover
+    from api.stats.window import Window, ceil_hour
+
+    start, end = datetime(2026, 3, 1, 7, tzinfo=UTC), datetime(2026, 4, 3, 17, tzinfo=UTC)
+    if interval == "hour":
+        end = start + timedelta(days=3, hours=5)
+    window = Window(start, end, ZoneInfo(tz), interval)
+    starts = bucket_starts(window)
+    c = cover(window, starts, through=end - timedelta(hours=3) if through else None)
+    starts = [ceil_hour(s) for s in starts]  # a bucket holds the hours starting in it (+05:30: from :30)
+    covered: list[datetime] = []
+    for lo, hi in c.hours:
+        covered += [lo + timedelta(hours=h) for h in range(int((hi - lo) / timedelta(hours=1)))]
+    day_hours: list[datetime] = []
+    for d0, d1 in c.days:
+        for n in range((d1 - d0).days):
+            midnight = datetime(d0.year, d0.month, d0.day, tzinfo=UTC) + timedelta(days=n)
+            hours_of_day = [midnight + timedelta(hours=h) for h in range(24)]
+            # the whole day falls in the bucket its midnight falls in (or, the last day, runs past the end)
+            bucket = max(i for i, s in enumerate(starts) if s <= midnight)
+            stop = starts[bucket + 1] if bucket + 1 < len(starts) else None
+            assert stop is None or hours_of_day[-1] < stop
+            day_hours += [h for h in hours_of_day if h < end]
+    all_hours = covered + day_hours
+    assert len(all_hours) == len(set(all_hours))
+    assert sorted(all_hours) == [start + timedelta(hours=h) for h in range(int((end - start) / timedelta(hours=1)))]
