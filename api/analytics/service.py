@@ -162,7 +162,7 @@ def plan_query(
         given += [dim[0]] if dim else []
         if given:
             raise ValidationFailed.field(
-                given[0], "cannot filter group_by=page: the filters select links, and page rows are bio pages"
+                given[0], "cannot be combined with group_by=page: the filters select links, and page rows are bio pages"
             )
         source, dimension = "subjects", None
     elif group in ("none", "link"):

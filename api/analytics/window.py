@@ -103,6 +103,8 @@ def cover(
     at its start."""
     days: list[tuple[date, date]] = []
     hours: list[tuple[datetime, datetime]] = []
+    if not starts:  # an empty window (clamped away by the retention)
+        return Cover(days, hours)
 
     def add_hours(lo: datetime, hi: datetime) -> None:
         if lo >= hi:

@@ -399,6 +399,11 @@ def test_the_window_is_clamped_to_the_retention(api: Api, make_api: Callable[...
     body = data(free.get("/analytics", params={"from": "2020-01-01", "interval": "month"}))
     assert datetime.fromisoformat(body["from"]) >= NOW - timedelta(days=30, hours=1)
     assert date.fromisoformat(body["rows"][0]["start"][:10]) <= datetime.fromisoformat(body["from"]).date()
+    # A window wholly before the retention is empty, not an error.
+    for interval in ("none", "day", "month"):
+        gone = data(free.get("/analytics", params={"to": "2000-01-01", "interval": interval, "group_by": "link"}))
+        assert gone["from"] == gone["to"] and gone["rows"] == [] and gone["totals"] == {"clicks": 0}
+    assert data(free.get("/analytics", params={"to": "2000-01-01"}))["rows"] == [{"clicks": 0}]
 
 
 def test_the_route_is_in_the_openapi_document(api: Api) -> None:
