@@ -286,7 +286,7 @@ async def _labels(conn: Conn, settings: Settings, q: Query, keys: list[str]) -> 
     elif q.group in ("rule", "variant") and q.links.link_id is not None:
         link = await link_queries.get_link(conn, q.team_id, q.links.link_id)
         if link is not None:  # one link: its rules say what an index means
-            names = Names(default_url=link["url"], rules=list(link["routing_rules"] or []))
+            names = Names(default_url=link["destination"], rules=list(link["routing_rules"] or []))
     rows = [{"value": k} for k in keys]
     labelled = label({q.group: rows}, names)[q.group]
     out = {}

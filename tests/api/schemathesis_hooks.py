@@ -38,6 +38,9 @@ STATEFUL_OR_CROSS_FIELD = {
     # A block id must be one of the page's stored blocks (a reference to stored data).
     ("id", "is not the id of a block of this page"),
     ("id", "appears more than once"),
+    # Team analytics: filters a per-dimension roll-up cannot answer together with a group_by (two
+    # query parameters, against each other).
+    *((name, "cannot be combined with") for name in ("country", "source", "link_id", "label", "domain")),
     # A link's domain must be one of the team's domains (a reference to stored data).
     ("domain", "must be one of this team's domains"),
     ("domain", "must be a links domain"),
