@@ -25,7 +25,7 @@ import gc
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import repeat
 from operator import add, call, floordiv, itemgetter
 from typing import Any
 from uuid import UUID
@@ -67,6 +67,15 @@ _TS, _TEAM, _VISITOR = itemgetter(COL_TS), itemgetter(COL_TEAM), itemgetter(COL_
 _IDS = itemgetter(COL_TEAM, COL_LINK, COL_PAGE, COL_BLOCK)
 
 HourKey = tuple[str, int]  # (subject id, hour start in epoch ms)
+
+# The bulk path splits a line up to COL_TAIL only: the dense dimensions' columns come before it,
+# the sparse ones' are in the tail (checked here, as the contract's column order could change).
+COL_TAIL = COL_DOMAIN
+TAIL_TABS = COLUMNS - 1 - COL_TAIL
+EMPTY_TAIL = "\t" * TAIL_TABS
+_SPARSE = tuple((i, col - COL_TAIL) for i, col in enumerate(DIMENSION_COLUMNS) if i >= DENSE)
+assert all(col < COL_TAIL for col in DIMENSION_COLUMNS[:DENSE]) and all(off >= 0 for _, off in _SPARSE)
+assert max(COL_TS, COL_TEAM, COL_LINK, COL_PAGE, COL_BLOCK, COL_VISITOR, COL_BOT) < COL_TAIL
 
 
 @dataclass(slots=True)
@@ -289,22 +298,37 @@ class Aggregator:
             hours[(subject, hour)].visitors.discard("")
         dims = self.batch.dims
         columns = list(zip(*rows, strict=True))  # transposed in one C pass, not a pass per dimension
-        for i, col in enumerate(DIMENSION_COLUMNS):
-            values = columns[col]
-            if i >= DENSE:
-                empty = values.count("")
-                if empty == len(values):
-                    continue  # the usual case for the sparse dimensions: nothing to roll up
-                if empty:  # only the events with a value: compress and filter pick the same ones, in C
-                    tally = dims.get((i, hour))
-                    if tally is None:
-                        tally = dims[(i, hour)] = Counter()
-                    tally.update(map(add, compress(subjects, values), filter(None, values)))
-                    continue
+        for i in range(DENSE):
             tally = dims.get((i, hour))
             if tally is None:
                 tally = dims[(i, hour)] = Counter()
-            tally.update(map(add, subjects, values))
+            tally.update(map(add, subjects, columns[DIMENSION_COLUMNS[i]]))
+        # The sparse dimensions travel as one tail string per event (domain to network): counted
+        # per distinct subject and tail, then split once per distinct pair. Most tails repeat
+        # (a link's destination, no rule, no UTM), so this is a fraction of a split per event.
+        tails = columns[COL_TAIL]
+        if tails.count(EMPTY_TAIL) == len(tails):
+            self._newest(subjects, stamps)
+            return
+        tallies = []
+        for i, offset in _SPARSE:
+            tally = dims.get((i, hour))
+            if tally is None:
+                tally = dims[(i, hour)] = Counter()
+            tallies.append((tally, offset))
+        for key, n in Counter(map(add, subjects, tails)).items():
+            values = key[UUID_LEN:]
+            if values == EMPTY_TAIL:
+                continue
+            subject, values = key[:UUID_LEN], values.split("\t")
+            for tally, offset in tallies:
+                value = values[offset]
+                if value:
+                    tally[subject + value] += n
+        self._newest(subjects, stamps)
+
+    def _newest(self, subjects: list[str], stamps: list[int]) -> None:
+        """Keep each subject's newest human event."""
         last = self._last
         if stamps == sorted(stamps):  # the usual case: the last occurrence is the newest
             newest = dict(zip(subjects, stamps, strict=True))
@@ -336,13 +360,13 @@ class Aggregator:
         bot_views: list[list[str]] = []
         rest: list[list[str]] = []
         # The columns as locals: the loop runs once per event.
-        columns, version, kind_col, bot = COLUMNS, COL_VERSION, COL_KIND, COL_BOT
+        parts, version, kind_col, bot, tail = COL_TAIL + 1, COL_VERSION, COL_KIND, COL_BOT, COL_TAIL
         link, page, block = COL_LINK, COL_PAGE, COL_BLOCK
         for line in self._lines:
             if not line:
                 continue
-            p = line.split("\t")
-            if len(p) == columns and p[version] == EVENT_VERSION:
+            p = line.split("\t", COL_TAIL)  # the sparse columns stay one string: see _bulk_hour
+            if len(p) == parts and p[version] == EVENT_VERSION and p[tail].count("\t") == TAIL_TABS:
                 kind = p[kind_col]
                 if kind == CLICK and not p[page] and not p[block]:
                     (bot_clicks if p[bot] == "1" else clicks).append(p)
@@ -350,7 +374,7 @@ class Aggregator:
                 if kind == VIEW and not p[link] and not p[block]:
                     (bot_views if p[bot] == "1" else views).append(p)
                     continue
-            rest.append(p)
+            rest.append(line.split("\t"))
         self._lines = []
         rest += self._bulk(clicks, COL_LINK, CLICK, human=True)
         rest += self._bulk(bot_clicks, COL_LINK, CLICK, human=False)
