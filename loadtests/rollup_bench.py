@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import random
+import resource
 import secrets
 import time
 import uuid
@@ -39,7 +41,8 @@ from redirector.events import (
     encode_event,
 )
 from redirector.keys import event_stream_key
-from workers.rollup import Rollup
+from workers.aggregate import summarize
+from workers.rollup import Rollup, create_summer
 from workers.settings import Settings
 
 # Skewed like real traffic (weights), unless --uniform: then every value is equally likely.
@@ -179,12 +182,20 @@ async def run(args: argparse.Namespace) -> float:
             metrics_port=0,
         )
         pg = await create_pool(db_url, min_size=1, max_size=4)
-        rollup = Rollup(settings, pg, redis)
+        summer = create_summer(dataclasses.replace(settings, rollup_sum_process=args.sum_process))
+        if summer is not None:  # start it before the clock: a worker does so at start-up
+            await asyncio.get_running_loop().run_in_executor(summer, summarize, [])
+        rollup = Rollup(settings, pg, redis, summer=summer)
         await rollup.balance(greedy=True)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started, cpu_started = time.perf_counter(), time.process_time()
         await rollup.roll(asyncio.Event(), until_idle=True)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
+        if summer is not None:
+            summer.shutdown(wait=True)  # its CPU time is counted once it has exited
+            done = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu += done.ru_utime + done.ru_stime - children.ru_utime - children.ru_stime
         await rollup.release_all()
         sample = rollup.metrics.registry.get_sample_value
         applied = sum(sample("linkedge_rollup_events_total", {"kind": k}) or 0 for k in ("c", "v", "b"))
@@ -192,7 +203,8 @@ async def run(args: argparse.Namespace) -> float:
         rate = applied / elapsed
         print(
             f"applied {int(applied):,} events in {elapsed:.2f} s: {rate:,.0f} events/s "
-            f"({sample('linkedge_rollup_batches_total') or 0:.0f} transactions; worker CPU {cpu:.2f} s = "
+            f"({sample('linkedge_rollup_batches_total') or 0:.0f} transactions; worker CPU {cpu:.2f} s "
+            f"{'(with its summing process) ' if summer is not None else ''}= "
             f"{applied / cpu:,.0f} events per CPU-second; links.scan_count sum {clicks:,})"
         )
         return rate
@@ -238,6 +250,12 @@ def main() -> None:
         "--uniform", action="store_true", help="uniform links and values (worst case) instead of skewed"
     )
     parser.add_argument("--batch", type=int, default=Settings.rollup_batch, help="stream entries per transaction")
+    parser.add_argument(
+        "--sum-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sum entries in a process of their own, as the worker does by default (ROLLUP_SUM_PROCESS)",
+    )
     parser.add_argument("--edge-rps", type=float, default=0.0, help="the edge's peak redirects/s, measured elsewhere")
     parser.add_argument("--measure-edge", action="store_true", help="measure the edge here with wrk first")
     parser.add_argument(

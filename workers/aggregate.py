@@ -324,7 +324,8 @@ class Aggregator:
             for tally, offset in tallies:
                 value = values[offset]
                 if value:
-                    tally[subject + value] += n
+                    combo = subject + value
+                    tally[combo] = tally.get(combo, 0) + n
         self._newest(subjects, stamps)
 
     def _newest(self, subjects: list[str], stamps: list[int]) -> None:
@@ -408,3 +409,13 @@ def _form_data(extra: str) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def summarize(payloads: list[list[bytes | None]]) -> Batch:
+    """The sums of stream entries (grouped per shard): what a summing process runs (see workers.rollup)."""
+    agg = Aggregator()
+    for shard in payloads:
+        for payload in shard:
+            agg.add_entry(payload)
+        agg.count()
+    return agg.finish()

@@ -24,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import multiprocessing
 import random
 import secrets
 import time
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import asyncpg
@@ -36,7 +38,7 @@ from redirector import keys
 from redirector.events import BATCH_ID_FIELD, EVENT_FIELD
 from redirector.keys import event_stream_key
 from workers import lease
-from workers.aggregate import Aggregator, Batch
+from workers.aggregate import Aggregator, Batch, summarize
 from workers.health import Health
 from workers.metrics import Metrics
 from workers.queries import INITIAL_ID, apply_batch, load_watermarks, prune_batches, seen_batches
@@ -61,6 +63,18 @@ class Read:
     batch: Batch
 
 
+def create_summer(settings: Settings) -> Executor | None:
+    """The summing process :class:`Rollup` hands its reads to (``ROLLUP_SUM_PROCESS``), or None.
+
+    A fresh interpreter (spawn): it inherits no event loop, socket or lock of the worker. Shut it
+    down with ``shutdown(cancel_futures=True)``; if the worker dies, the process sees its pipe
+    close and exits.
+    """
+    if not settings.rollup_sum_process:
+        return None
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
 class Rollup:
     """Owns some stream shards and applies their events to PostgreSQL."""
 
@@ -71,10 +85,14 @@ class Rollup:
         redis: Redis,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        summer: Executor | None = None,
     ) -> None:
         self.settings = settings
         self.pg = pg
         self.redis = redis
+        # A process that sums the entries (workers.aggregate.summarize) while this one commits the
+        # batch before: the roll-up then uses a second core. None: sum here, between commits.
+        self.summer = summer
         self.metrics = metrics or Metrics()
         self.health = health or Health(self.metrics, settings.stall_after)
         self.token = secrets.token_hex(8)
@@ -103,8 +121,9 @@ class Rollup:
     async def read(self, start: dict[int, str]) -> Read | None:
         """XRANGE each shard after ``start`` and sum the entries; None when there is nothing new.
 
-        Summing is CPU work: it yields to the loop after each shard so that a commit in flight
-        (see :meth:`roll`) keeps feeding PostgreSQL its next statement meanwhile.
+        Summing is CPU work: done in the summing process when there is one, else here, yielding to
+        the loop after each shard so that a commit in flight (see :meth:`roll`) keeps feeding
+        PostgreSQL its next statement meanwhile.
         """
         shards = sorted(start)
         if not shards:
@@ -118,23 +137,42 @@ class Rollup:
         if not new:
             return None
         skip = await self._duplicates(replies)
-        agg = Aggregator()
-        batch_ids = agg.batch.batch_ids
+        payloads: list[list[bytes | None]] = []  # per shard
+        batch_ids: list[str] = []
+        duplicates = 0
         for entries in replies:
+            shard: list[bytes | None] = []
             for _, fields in entries:
                 batch_id = fields.get(BATCH_ID_FIELD)
                 if batch_id is not None:
                     batch_id = batch_id.decode("utf-8", "replace")
                     if batch_id in skip:
-                        agg.batch.duplicates += 1
+                        duplicates += 1
                         continue
                     skip.add(batch_id)  # a second copy later in this same read is a duplicate too
                     batch_ids.append(batch_id)
-                agg.add_entry(fields.get(EVENT_FIELD))
-            if entries:
+                shard.append(fields.get(EVENT_FIELD))
+            payloads.append(shard)
+        batch = await self._sum(payloads)
+        batch.batch_ids, batch.duplicates = batch_ids, duplicates
+        return Read({s: start[s] for s in new}, new, batch)
+
+    async def _sum(self, payloads: list[list[bytes | None]]) -> Batch:
+        """Sum the entries: in the summing process when there is one (its failure falls back to here)."""
+        if self.summer is not None:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self.summer, summarize, payloads)
+            except BrokenExecutor as e:
+                log.warning("the summing process failed (%s); summing in the worker from now on", e)
+                self.summer = None
+        agg = Aggregator()
+        for shard in payloads:
+            for payload in shard:
+                agg.add_entry(payload)
+            if shard:
                 agg.count()
-                await asyncio.sleep(0)
-        return Read({s: start[s] for s in new}, new, agg.finish())
+                await asyncio.sleep(0)  # a commit in flight keeps feeding PostgreSQL meanwhile
+        return agg.finish()
 
     async def _duplicates(self, replies: list[list[tuple[bytes, dict[bytes, bytes]]]]) -> set[str]:
         """Edge batch ids in this read that PostgreSQL says were applied already."""

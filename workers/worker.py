@@ -42,7 +42,7 @@ from workers.health import REDIS_DOWN, Health
 from workers.jobs import FUNCTIONS, purge_deleted_pages
 from workers.metrics import Metrics
 from workers.retention import prune_expired_stats
-from workers.rollup import Rollup
+from workers.rollup import Rollup, create_summer
 from workers.settings import Settings
 
 log = logging.getLogger("linkedge.worker")
@@ -71,7 +71,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["tasks"] = []
     if not ctx.get("background", True):
         return
-    rollup = Rollup(settings, pg, data, metrics, health)
+    ctx["summer"] = summer = create_summer(settings)
+    rollup = Rollup(settings, pg, data, metrics, health, summer)
     ctx["rollup"] = rollup
     ctx["tasks"] = [
         asyncio.create_task(rollup.manage(stop), name="rollup-manage"),
@@ -86,6 +87,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if "stop" in ctx:
         ctx["stop"].set()
         await asyncio.gather(*ctx["tasks"], return_exceptions=True)
+    if ctx.get("summer") is not None:
+        ctx["summer"].shutdown(wait=False, cancel_futures=True)
     if "metrics" in ctx:
         ctx["metrics"].close()
     if "data_redis" in ctx:

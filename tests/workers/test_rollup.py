@@ -6,6 +6,7 @@ import hashlib
 import re
 
 import asyncpg
+import pytest
 from redis.asyncio import Redis
 
 from kit.sketch import decode_sketch
@@ -14,7 +15,7 @@ from redirector.keys import event_stream_key
 from tests.workers.conftest import BASE_MS, Expected, expected, lines, make_world, push, random_events
 from workers.aggregate import Aggregator
 from workers.queries import apply_batch, load_watermarks
-from workers.rollup import Rollup
+from workers.rollup import Rollup, create_summer
 from workers.settings import Settings
 
 
@@ -46,14 +47,23 @@ async def assert_tables(pg: asyncpg.Pool, x: Expected) -> None:
     assert forms == dict(x.forms)
 
 
-async def test_every_event_lands_in_every_counter(settings: Settings, pg: asyncpg.Pool, redis: Redis) -> None:
+@pytest.mark.parametrize("summing", ["in the worker", "in a summing process"])
+async def test_every_event_lands_in_every_counter(
+    settings: Settings, pg: asyncpg.Pool, redis: Redis, summing: str
+) -> None:
     world = await make_world(pg)
     events = random_events(world, 6000)
     bad = ["garbage", "2\tc\t1\tx", f"1\tc\t{BASE_MS}\tteam\tnot-a-uuid", f"1\tv\t{BASE_MS}\t{world.teams[0]}"]
     await push(redis, settings.key_prefix, [*lines(events), *bad])
 
-    rollup = Rollup(settings, pg, redis)
-    consumed = await rollup.drain()
+    summer = create_summer(settings) if summing == "in a summing process" else None
+    try:
+        rollup = Rollup(settings, pg, redis, summer=summer)
+        consumed = await rollup.drain()
+        assert rollup.summer is summer  # it did not fall back
+    finally:
+        if summer is not None:
+            summer.shutdown()
 
     assert consumed > 0
     await assert_tables(pg, expected(events))
