@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from api.analytics import queries
@@ -26,7 +26,7 @@ from api.analytics.window import bucket_starts, cover, parse_analytics_window
 from api.envelope import rfc3339
 from api.errors import ValidationFailed
 from api.links import queries as link_queries
-from api.links.service import domain_problem, not_found, parse_id
+from api.links.service import domain_filter, not_found, parse_id
 from api.plans import Plan
 from api.settings import Settings
 from api.stats.labels import Names, label
@@ -34,7 +34,6 @@ from api.stats.routes import rfc3339_local
 from api.stats.window import Window, WindowQuery, ceil_hour
 from kit.postgres import Conn
 from redirector.events import DIMENSIONS
-from redirector.hosts import canonical_host
 
 GROUPS = ("none", "link", "page", *DIMENSIONS)
 DIMENSION_FILTERS = ("country", "source")
@@ -129,16 +128,7 @@ async def _link_filter(conn: Conn, settings: Settings, team_id: uuid.UUID, req: 
         link_id = parse_id(req.link_id)
         if await link_queries.get_link(conn, team_id, link_id) is None:
             raise not_found(req.link_id)
-    domain: uuid.UUID | None | Literal[False] = False
-    if req.domain:
-        hostname = canonical_host(req.domain.encode("utf-8"))
-        if hostname in settings.platform_hosts:
-            domain = None
-        else:
-            row = await link_queries.team_domain(conn, team_id, hostname)
-            if row is None:
-                raise ValidationFailed.field("domain", domain_problem(hostname))
-            domain = row["id"]
+    domain = await domain_filter(conn, settings, team_id, req.domain)
     return LinkFilter(link_id, tuple(x for x in req.labels if x), domain)
 
 

@@ -233,6 +233,22 @@ async def get_link(pool: asyncpg.Pool, team_id: uuid.UUID, link_id: str) -> Row:
     return row
 
 
+async def domain_filter(
+    conn: queries.Executor, settings: Settings, team_id: uuid.UUID, domain: str | None
+) -> uuid.UUID | None | Literal[False]:
+    """A ``domain`` filter (a hostname): the team domain's id, None for the service's own hosts,
+    False when not given; 422 naming ``domain`` for a hostname that is none of these."""
+    if not domain:
+        return False
+    hostname = canonical_host(domain.encode("utf-8"))
+    if hostname in settings.platform_hosts:
+        return None
+    row = await queries.team_domain(conn, team_id, hostname)
+    if row is None:
+        raise ValidationFailed.field("domain", domain_problem(hostname))
+    return uuid.UUID(str(row["id"]))
+
+
 async def list_links(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -243,16 +259,7 @@ async def list_links(
     domain: str | None = None,
 ) -> tuple[list[Row], str | None]:
     """A page of the team's links; ``domain`` (a hostname) keeps those on one domain."""
-    domain_id: uuid.UUID | None | Literal[False] = False
-    if domain:
-        hostname = canonical_host(domain.encode("utf-8"))
-        if hostname in settings.platform_hosts:
-            domain_id = None
-        else:
-            row = await queries.team_domain(pool, team_id, hostname)
-            if row is None:
-                raise ValidationFailed.field("domain", domain_problem(hostname))
-            domain_id = row["id"]
+    domain_id = await domain_filter(pool, settings, team_id, domain)
     rows: list[Any] = await queries.list_links(
         pool,
         team_id,
