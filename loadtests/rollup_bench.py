@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import random
 import resource
@@ -180,11 +179,13 @@ async def run(args: argparse.Namespace) -> float:
             event_shards=args.shards,
             rollup_batch=args.batch,
             metrics_port=0,
+            rollup_sum_processes=args.sum_processes,
         )
         pg = await create_pool(db_url, min_size=1, max_size=4)
-        summer = create_summer(dataclasses.replace(settings, rollup_sum_process=args.sum_process))
-        if summer is not None:  # start it before the clock: a worker does so at start-up
-            await asyncio.get_running_loop().run_in_executor(summer, summarize, [])
+        summer = create_summer(settings)
+        if summer is not None:  # start them before the clock: a worker does so at start-up
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(summer, summarize, []) for _ in range(args.sum_processes)))
         rollup = Rollup(settings, pg, redis, summer=summer)
         await rollup.balance(greedy=True)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -204,7 +205,7 @@ async def run(args: argparse.Namespace) -> float:
         print(
             f"applied {int(applied):,} events in {elapsed:.2f} s: {rate:,.0f} events/s "
             f"({sample('linkedge_rollup_batches_total') or 0:.0f} transactions; worker CPU {cpu:.2f} s "
-            f"{'(with its summing process) ' if summer is not None else ''}= "
+            f"{f'(with {args.sum_processes} summing processes) ' if summer is not None else ''}= "
             f"{applied / cpu:,.0f} events per CPU-second; links.scan_count sum {clicks:,})"
         )
         return rate
@@ -251,10 +252,10 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=Settings.rollup_batch, help="stream entries per transaction")
     parser.add_argument(
-        "--sum-process",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="sum entries in a process of their own, as the worker does by default (ROLLUP_SUM_PROCESS)",
+        "--sum-processes",
+        type=int,
+        default=Settings.rollup_sum_processes,
+        help="processes summing entries, as the worker's ROLLUP_SUM_PROCESSES (0: sum in the worker)",
     )
     parser.add_argument("--edge-rps", type=float, default=0.0, help="the edge's peak redirects/s, measured elsewhere")
     parser.add_argument("--measure-edge", action="store_true", help="measure the edge here with wrk first")

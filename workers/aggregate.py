@@ -411,6 +411,47 @@ def _form_data(extra: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def merge(batches: list[Batch]) -> Batch:
+    """One batch with the sums of ``batches`` (finished ones, of disjoint stream entries)."""
+    out, *rest = batches
+    for b in rest:
+        out.entries += b.entries
+        out.duplicates += b.duplicates
+        out.batch_ids += b.batch_ids
+        out.events += b.events
+        out.bad += b.bad
+        out.newest_ms = max(out.newest_ms, b.newest_ms)
+        out.kinds.update(b.kinds)
+        for key, h in b.hours.items():
+            o = out.hours.get(key)
+            if o is None:
+                out.hours[key] = h
+                continue
+            o.clicks, o.views, o.bots = o.clicks + h.clicks, o.views + h.views, o.bots + h.bots
+            o.visitors |= h.visitors
+            o.team_id = o.team_id or h.team_id
+        for dim_hour, tally in b.dims.items():
+            mine = out.dims.get(dim_hour)
+            if mine is None:
+                out.dims[dim_hour] = tally
+            else:
+                mine.update(tally)
+        for subject, t in b.totals.items():
+            m = out.totals.get(subject)
+            if m is None:
+                out.totals[subject] = t
+                continue
+            m.clicks, m.views, m.bots = m.clicks + t.clicks, m.views + t.views, m.bots + t.bots
+            m.last_ms = max(m.last_ms, t.last_ms)
+            m.team_id = m.team_id or t.team_id
+        for link, (clicks, last) in b.links.items():
+            mine_link = out.links.get(link)
+            out.links[link] = [clicks, last] if mine_link is None else [mine_link[0] + clicks, max(mine_link[1], last)]
+        out.forms += b.forms
+        out.orphans.update(b.orphans)
+    return out
+
+
 def summarize(payloads: list[list[bytes | None]]) -> Batch:
     """The sums of stream entries (grouped per shard): what a summing process runs (see workers.rollup)."""
     agg = Aggregator()

@@ -38,7 +38,7 @@ from redirector import keys
 from redirector.events import BATCH_ID_FIELD, EVENT_FIELD
 from redirector.keys import event_stream_key
 from workers import lease
-from workers.aggregate import Aggregator, Batch, summarize
+from workers.aggregate import Aggregator, Batch, merge, summarize
 from workers.health import Health
 from workers.metrics import Metrics
 from workers.queries import INITIAL_ID, apply_batch, load_watermarks, prune_batches, seen_batches
@@ -63,16 +63,28 @@ class Read:
     batch: Batch
 
 
+def _groups(payloads: list[list[bytes | None]], n: int) -> list[list[list[bytes | None]]]:
+    """``payloads`` (per shard) dealt into at most ``n`` groups of about equal size, none empty."""
+    groups: list[list[list[bytes | None]]] = [[] for _ in range(n)]
+    sizes = [0] * n
+    for shard in sorted(payloads, key=lambda entries: -sum(len(p or b"") for p in entries)):
+        i = sizes.index(min(sizes))
+        groups[i].append(shard)
+        sizes[i] += sum(len(p or b"") for p in shard)
+    return [g for g in groups if g] or [[]]
+
+
 def create_summer(settings: Settings) -> Executor | None:
-    """The summing process :class:`Rollup` hands its reads to (``ROLLUP_SUM_PROCESS``), or None.
+    """The summing processes :class:`Rollup` hands its reads to (``ROLLUP_SUM_PROCESSES``), or None.
 
     A fresh interpreter (spawn): it inherits no event loop, socket or lock of the worker. Shut it
     down with ``shutdown(cancel_futures=True)``; if the worker dies, the process sees its pipe
     close and exits.
     """
-    if not settings.rollup_sum_process:
+    if settings.rollup_sum_processes < 1:
         return None
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=settings.rollup_sum_processes, mp_context=context)
 
 
 class Rollup:
@@ -90,9 +102,10 @@ class Rollup:
         self.settings = settings
         self.pg = pg
         self.redis = redis
-        # A process that sums the entries (workers.aggregate.summarize) while this one commits the
-        # batch before: the roll-up then uses a second core. None: sum here, between commits.
+        # Processes that sum the entries (workers.aggregate.summarize) while this one commits the
+        # batch before: the roll-up then uses more cores. None: sum here, between commits.
         self.summer = summer
+        self.summers = max(1, settings.rollup_sum_processes)  # a read is summed in this many parts
         self.metrics = metrics or Metrics()
         self.health = health or Health(self.metrics, settings.stall_after)
         self.token = secrets.token_hex(8)
@@ -160,8 +173,12 @@ class Rollup:
     async def _sum(self, payloads: list[list[bytes | None]]) -> Batch:
         """Sum the entries: in the summing process when there is one (its failure falls back to here)."""
         if self.summer is not None:
+            loop = asyncio.get_running_loop()
             try:
-                return await asyncio.get_running_loop().run_in_executor(self.summer, summarize, payloads)
+                parts = await asyncio.gather(
+                    *(loop.run_in_executor(self.summer, summarize, g) for g in _groups(payloads, self.summers))
+                )
+                return merge(list(parts))
             except BrokenExecutor as e:
                 log.warning("the summing process failed (%s); summing in the worker from now on", e)
                 self.summer = None

@@ -20,7 +20,7 @@ class Settings:
     event_shards: int = DEFAULT_SHARDS  # must match the edge's EVENT_SHARDS
     rollup_batch: int = 500  # stream entries read per shard step (each holds up to EVENT_BATCH events)
     rollup_idle_ms: int = 200  # pause of a shard loop that found nothing to do
-    rollup_sum_process: bool = True  # sum stream entries in a process of their own (a second core)
+    rollup_sum_processes: int = 2  # processes that sum stream entries while the worker commits (0: none)
     lease_ms: int = 10_000  # a dead worker's shards are taken over after this
     metrics_port: int = 9100  # Prometheus text on http://0.0.0.0:PORT/metrics; 0 disables
     heal_interval: float = 1.0  # seconds between checks that the serving cache is still there
@@ -42,7 +42,7 @@ class Settings:
             event_shards=int(env.get("EVENT_SHARDS", DEFAULT_SHARDS)),
             rollup_batch=int(env.get("ROLLUP_BATCH", cls.rollup_batch)),
             rollup_idle_ms=int(env.get("ROLLUP_IDLE_MS", cls.rollup_idle_ms)),
-            rollup_sum_process=env.get("ROLLUP_SUM_PROCESS", "1").strip().lower() not in ("0", "false", "no", "off"),
+            rollup_sum_processes=int(env.get("ROLLUP_SUM_PROCESSES", cls.rollup_sum_processes)),
             lease_ms=int(env.get("ROLLUP_LEASE_MS", cls.lease_ms)),
             metrics_port=int(env.get("WORKER_METRICS_PORT", cls.metrics_port)),
             heal_interval=float(env.get("CACHE_HEAL_INTERVAL", cls.heal_interval)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 
@@ -47,16 +48,17 @@ async def assert_tables(pg: asyncpg.Pool, x: Expected) -> None:
     assert forms == dict(x.forms)
 
 
-@pytest.mark.parametrize("summing", ["in the worker", "in a summing process"])
+@pytest.mark.parametrize("summing", [0, 1, 2], ids=["in the worker", "in a summing process", "in two, merged"])
 async def test_every_event_lands_in_every_counter(
-    settings: Settings, pg: asyncpg.Pool, redis: Redis, summing: str
+    settings: Settings, pg: asyncpg.Pool, redis: Redis, summing: int
 ) -> None:
     world = await make_world(pg)
     events = random_events(world, 6000)
     bad = ["garbage", "2\tc\t1\tx", f"1\tc\t{BASE_MS}\tteam\tnot-a-uuid", f"1\tv\t{BASE_MS}\t{world.teams[0]}"]
     await push(redis, settings.key_prefix, [*lines(events), *bad])
 
-    summer = create_summer(settings) if summing == "in a summing process" else None
+    settings = dataclasses.replace(settings, rollup_sum_processes=summing)
+    summer = create_summer(settings)
     try:
         rollup = Rollup(settings, pg, redis, summer=summer)
         consumed = await rollup.drain()
