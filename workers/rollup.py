@@ -25,8 +25,10 @@ import asyncio
 import logging
 import math
 import multiprocessing
+import os
 import random
 import secrets
+import threading
 import time
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -77,14 +79,30 @@ def _groups(payloads: list[list[bytes | None]], n: int) -> list[list[list[bytes 
 def create_summer(settings: Settings) -> Executor | None:
     """The summing processes :class:`Rollup` hands its reads to (``ROLLUP_SUM_PROCESSES``), or None.
 
-    A fresh interpreter (spawn): it inherits no event loop, socket or lock of the worker. Shut it
-    down with ``shutdown(cancel_futures=True)``; if the worker dies, the process sees its pipe
-    close and exits.
+    Fresh interpreters (spawn): they inherit no event loop, socket or lock of the worker. Shut them
+    down with ``shutdown(cancel_futures=True)``; if the worker dies, they exit within a second.
     """
     if settings.rollup_sum_processes < 1:
         return None
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=settings.rollup_sum_processes, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=settings.rollup_sum_processes,
+        mp_context=context,
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a summing process: exit once the worker that started it is gone (killed, say). Its
+    pipe never reports EOF (the process holds both ends of the executor's queue), so it watches."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-worker", daemon=True).start()
 
 
 class Rollup:

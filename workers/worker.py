@@ -87,8 +87,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if "stop" in ctx:
         ctx["stop"].set()
         await asyncio.gather(*ctx["tasks"], return_exceptions=True)
-    if ctx.get("summer") is not None:
-        ctx["summer"].shutdown(wait=False, cancel_futures=True)
+    if ctx.get("summer") is not None:  # idle once the loops are done: their exit takes milliseconds
+        ctx["summer"].shutdown(wait=True, cancel_futures=True)
     if "metrics" in ctx:
         ctx["metrics"].close()
     if "data_redis" in ctx:

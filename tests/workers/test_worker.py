@@ -174,3 +174,48 @@ async def test_a_cron_firing_that_fails_to_enqueue_is_retried(
     await worker.run_cron(due, 0.5)
     assert purge.next_run is not None and purge.next_run > due
     assert await redis.zcard(settings.queue_name) == 1
+
+
+_HOLDS_SUMMERS = """
+import asyncio, sys, time
+from workers.aggregate import summarize
+from workers.rollup import create_summer
+from workers.settings import Settings
+
+async def main():
+    summer = create_summer(Settings(rollup_sum_processes=2))
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(summer, summarize, []) for _ in range(2)))
+    print(" ".join(str(pid) for pid in summer._processes), flush=True)
+    time.sleep(60)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_summing_processes_exit_when_their_worker_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "holds_summers.py"
+    script.write_text(_HOLDS_SUMMERS)
+    holder = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout is not None
+        pids = [int(p) for p in holder.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), "a summing process outlived its worker"
