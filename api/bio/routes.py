@@ -20,12 +20,13 @@ from api.bio import stats as bio_stats
 from api.bio.schemas import BioPageCreate, BioPageUpdate, PageDataCreate, PageDataUpdate
 from api.envelope import ok
 from api.fields import strict_json
-from api.freshness import Freshness, freshness
+from api.freshness import freshness
 from api.openapi import BODY_ERRORS, error_responses
 from api.pagination import INT_CURSOR, PageParams, PerPage, cursor_param, page_params, paginate
 from api.params import Interval, Search, SearchText, WindowParams
 from api.state import ApiRequest
 from api.stats.responses import BlockSeriesEnvelope, PageBreakdownsEnvelope, ok_response
+from kit.postgres import Conn
 
 router = APIRouter(tags=["bio pages"], dependencies=[Depends(strict_json)])
 
@@ -73,9 +74,20 @@ async def _view(request: ApiRequest, principal: Principal, page_id: str) -> serv
         return await service.load(conn, principal.team_id, service.page_uuid(page_id))
 
 
-async def _freshness(request: ApiRequest) -> Freshness:
+async def _page_stats(
+    request: ApiRequest,
+    principal: Principal,
+    page_id: str,
+    read: Callable[[Conn, service.PageView], Awaitable[dict[str, Any]]],
+) -> Response:
+    """A page's stats answer: the page (404 for another team's), the freshness of the counters, then
+    ``read`` of the counters (after the freshness check, so complete_through holds for them)."""
+    view = await _view(request, principal, page_id)
     settings = request.state["settings"]
-    return await freshness(request.state["pg"], request.state["redis"], settings.key_prefix, settings.event_shards)
+    fresh = await freshness(request.state["pg"], request.state["redis"], settings.key_prefix, settings.event_shards)
+    async with request.state["pg"].acquire() as conn:
+        data = await read(conn, view)
+    return ok(request, data, **fresh.meta())
 
 
 def _deleted(request: ApiRequest) -> Response:
@@ -161,11 +173,9 @@ async def delete_bio_page(request: ApiRequest, principal: Deleter, page_id: str)
 async def bio_page_counters(request: ApiRequest, principal: Analyst, page_id: str, query: WindowParams) -> Response:
     """Counters over the window (default: all the retained history), views in the last 7 days, all time.
     `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
-    view = await _view(request, principal, page_id)
-    fresh = await _freshness(request)
-    async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
-        data = await bio_stats.counters(conn, principal.plan, view, query)
-    return ok(request, data, **fresh.meta())
+    return await _page_stats(
+        request, principal, page_id, lambda conn, view: bio_stats.counters(conn, principal.plan, view, query)
+    )
 
 
 @router.get(
@@ -178,11 +188,9 @@ async def bio_page_views(
 ) -> Response:
     """Views and visitors per bucket in `tz`; without `from`, 24 hours, 30 days or 12 weeks up to `to`.
     `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
-    view = await _view(request, principal, page_id)
-    fresh = await _freshness(request)
-    async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
-        data = await bio_stats.views(conn, principal.plan, view, query, interval)
-    return ok(request, data, **fresh.meta())
+    return await _page_stats(
+        request, principal, page_id, lambda conn, view: bio_stats.views(conn, principal.plan, view, query, interval)
+    )
 
 
 @router.get(
@@ -198,11 +206,9 @@ async def bio_page_breakdowns(request: ApiRequest, principal: Analyst, page_id: 
     the retained history): country, device, os, browser, referrer, source, UTM source, medium and
     campaign, region, city, network and team domain.
     `meta.complete_through` and `meta.pending_events` tell "no views" from "not counted yet"."""
-    view = await _view(request, principal, page_id)
-    fresh = await _freshness(request)
-    async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
-        data = await bio_stats.breakdowns(conn, principal.plan, view, query)
-    return ok(request, data, **fresh.meta())
+    return await _page_stats(
+        request, principal, page_id, lambda conn, view: bio_stats.breakdowns(conn, principal.plan, view, query)
+    )
 
 
 @router.get(
@@ -219,11 +225,9 @@ async def bio_page_blocks(
     """Clicks and visitors of each block per bucket in `tz`, in the blocks' sort order; without
     `from`, 24 hours, 30 days or 12 weeks up to `to`, as for the page's views.
     `meta.complete_through` and `meta.pending_events` tell "no clicks" from "not counted yet"."""
-    view = await _view(request, principal, page_id)
-    fresh = await _freshness(request)
-    async with request.state["pg"].acquire() as conn:  # the counters, read after the freshness check
-        data = await bio_stats.blocks(conn, principal.plan, view, query, interval)
-    return ok(request, data, **fresh.meta())
+    return await _page_stats(
+        request, principal, page_id, lambda conn, view: bio_stats.blocks(conn, principal.plan, view, query, interval)
+    )
 
 
 @router.get(
